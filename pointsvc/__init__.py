@@ -1,0 +1,167 @@
+"""pointsvc: the points+ (积分+) community incentive service."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, current_app, request, send_from_directory
+from flask_smorest import Api
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from . import errors, observability
+from .config import build_config
+from .extensions import db, limiter, migrate
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+# Endpoints that take something other than JSON, or a body larger than the default 1 MiB.
+# endpoint name -> (accepted media types, config key of the size limit)
+UPLOAD_ENDPOINTS: dict[str, tuple[frozenset[str], str]] = {}
+
+
+class PointsApi(Api):
+    """flask-smorest's Api with our problem+json error shape."""
+
+    ERROR_SCHEMA = None  # documented by components/schemas/Problem instead
+
+    def _register_error_handlers(self) -> None:
+        errors.register_error_handlers(self._app)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Application factory: config, extensions, blueprints, errors, CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(build_config(app.instance_path, test_config))
+
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    limiter.init_app(app)
+    _tune_sqlite(app)
+
+    api = PointsApi(
+        app,
+        spec_kwargs={
+            "info": {"description": "Points+ (积分+) community incentive service"},
+        },
+    )
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    _register_problem_schema(api)
+    _register_blueprints(app, api)
+
+    observability.init_app(app)
+    app.before_request(_check_body)
+    _register_docs_assets(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask, api: Api) -> None:
+    from .health import bp as health_bp
+    from .orgs.routes import blp as orgs_blp
+    from .people.routes import blueprints as people_blueprints
+    from .security.routes import blp as auth_blp
+
+    app.register_blueprint(health_bp)
+    api.register_blueprint(auth_blp)
+    api.register_blueprint(orgs_blp)
+    for blp in people_blueprints:
+        api.register_blueprint(blp)
+
+
+def _register_problem_schema(api: Api) -> None:
+    api.spec.components.schema(
+        "Problem",
+        {
+            "type": "object",
+            "description": "RFC 9457 problem details (application/problem+json)",
+            "properties": {
+                "type": {"type": "string"},
+                "code": {"type": "string", "description": "Stable machine-readable code"},
+                "title": {"type": "string", "description": "Chinese or English by Accept-Language"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {"type": "object", "description": "Field-level validation errors"},
+                "request_id": {"type": "string"},
+                "instance": {"type": "string"},
+            },
+            "required": ["type", "code", "title", "status"],
+        },
+    )
+
+
+def _check_body() -> None:
+    """415 for non-JSON bodies on JSON endpoints; larger body limits for upload endpoints."""
+    from werkzeug.exceptions import UnsupportedMediaType
+
+    if not request.path.startswith("/api/") or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    upload = UPLOAD_ENDPOINTS.get(request.endpoint or "")
+    if upload is not None:
+        request.max_content_length = int(current_app.config[upload[1]])
+    has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    )
+    if not has_body:
+        return
+    mimetype = request.mimetype or ""
+    accepted = upload[0] if upload else frozenset({"application/json"})
+    if mimetype in accepted or (mimetype.endswith("+json") and "application/json" in accepted):
+        return
+    raise UnsupportedMediaType(f"send one of: {', '.join(sorted(accepted))}")
+
+
+def _register_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's files ourselves so /docs works with no internet access."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    assets = str(swagger_ui_path)
+
+    @app.get("/docs/assets/<path:filename>")
+    def docs_assets(filename: str):
+        return send_from_directory(assets, filename, max_age=86400)
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """Foreign keys, WAL, busy timeout, and BEGIN IMMEDIATE on SQLite connections."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    busy_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+    with app.app_context():
+        engine = db.engine
+    _install_sqlite_hooks(engine, busy_ms)
+
+
+def _install_sqlite_hooks(engine: Engine, busy_ms: int) -> None:
+    if getattr(engine, "_pointsvc_hooks", False):
+        return
+    engine._pointsvc_hooks = True  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE is ours to send:
+        # writers then queue on the busy timeout instead of deadlocking on lock upgrade.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,33 @@
+"""flask commands: users, demo, people, openapi."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+users_cli = AppGroup("users", help="Accounts.")
+demo_cli = AppGroup("demo", help="Demo data.")
+openapi_cli = AppGroup("openapi", help="The OpenAPI document.")
+
+
+@openapi_cli.command("write")
+@click.argument("path", default="docs/openapi.json")
+def openapi_write(path: str) -> None:
+    """Write the OpenAPI document generated from the schemas."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(openapi_text())
+    click.echo(f"wrote {path}")
+
+
+def openapi_text() -> str:
+    spec = current_app.extensions["flask-smorest"]["apis"][""]["spec"].to_dict()
+    return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(openapi_cli)

@@ -1,0 +1,169 @@
+"""Settings: defaults, POINTSVC_* environment variables, and refusal of unsafe production set-ups."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or incomplete; the message names the setting."""
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get(f"POINTSVC_{name}", default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"POINTSVC_{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def decode_secret(raw: str) -> bytes:
+    """Secrets are given as base64 (standard or URL-safe); anything else is taken as UTF-8 text."""
+    text = raw.strip()
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (ValueError, TypeError):
+        return text.encode()
+
+
+def load_ed25519_private_key(raw: str) -> Ed25519PrivateKey:
+    """Accept a PEM private key or the base64 of the raw 32-byte seed."""
+    text = raw.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError("POINTSVC_ED25519_PRIVATE_KEY is not an Ed25519 key")
+        return key
+    seed = decode_secret(text)
+    if len(seed) != 32:
+        raise ConfigError("POINTSVC_ED25519_PRIVATE_KEY must be PEM or base64 of a 32-byte seed")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _dev_secrets(instance_path: str) -> dict[str, str]:
+    """Generate development keys once into instance/secrets.json and reuse them afterwards."""
+    path = Path(instance_path) / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "JWT_SECRET": _b64(secrets.token_bytes(32)),
+        "QR_MAC_KEY": _b64(secrets.token_bytes(32)),
+        "ED25519_PRIVATE_KEY": _b64(secrets.token_bytes(32)),
+        "SECRET_KEY": _b64(secrets.token_bytes(32)),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(generated, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return generated
+
+
+def build_config(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble the Flask config from defaults, environment and explicit overrides."""
+    overrides = dict(overrides or {})
+    env = overrides.pop("ENV", None) or _env("ENV", "development")
+    database_url = overrides.pop("DATABASE_URL", None) or _env(
+        "DATABASE_URL", "sqlite:///" + os.path.join(instance_path, "pointsvc.db")
+    )
+    config: dict[str, Any] = {
+        "ENV_NAME": env,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+        "API_TITLE": "pointsvc",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "api/v1/openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+        "PUBLIC_HOST": _env("PUBLIC_HOST", "POINTS.EXAMPLE.CN"),
+        "JWT_ISSUER": _env("JWT_ISSUER", "pointsvc"),
+        "JWT_AUDIENCE": _env("JWT_AUDIENCE", "pointsvc-api"),
+        "ACCESS_TOKEN_SECONDS": _env_int("ACCESS_TOKEN_SECONDS", 600),
+        "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
+        "LOGIN_MAX_FAILURES": _env_int("LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_SECONDS": _env_int("LOGIN_LOCK_SECONDS", 900),
+        "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "20 per minute"),
+        "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", 2),
+        "ARGON2_MEMORY_KIB": _env_int("ARGON2_MEMORY_KIB", 19456),
+        "ARGON2_PARALLELISM": _env_int("ARGON2_PARALLELISM", 1),
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 20000),
+        "IMPORT_MAX_BYTES": _env_int("IMPORT_MAX_BYTES", 4 * 1024 * 1024),
+        "BULK_MAX_BYTES": _env_int("BULK_MAX_BYTES", 4 * 1024 * 1024),
+        "LOG_REQUESTS": _env_bool("LOG_REQUESTS", True),
+        "ALLOW_SQLITE_IN_PRODUCTION": _env_bool("ALLOW_SQLITE", False),
+        "SQLITE_BUSY_TIMEOUT_MS": _env_int("SQLITE_BUSY_TIMEOUT_MS", 10000),
+    }
+    secret_names = ("JWT_SECRET", "QR_MAC_KEY", "ED25519_PRIVATE_KEY", "SECRET_KEY")
+    given = {name: overrides.pop(name, None) or _env(name) for name in secret_names}
+    if env == "production":
+        _check_production(config, given)
+    else:
+        missing = [name for name, value in given.items() if not value]
+        if missing:
+            generated = _dev_secrets(instance_path)
+            for name in missing:
+                given[name] = generated[name]
+    config["JWT_SECRET_BYTES"] = decode_secret(given["JWT_SECRET"])
+    config["QR_MAC_KEY_BYTES"] = decode_secret(given["QR_MAC_KEY"])
+    config["ED25519_PRIVATE_KEY"] = load_ed25519_private_key(given["ED25519_PRIVATE_KEY"])
+    config["SECRET_KEY"] = decode_secret(given["SECRET_KEY"])
+    config.update(overrides)
+    return config
+
+
+def _check_production(config: dict[str, Any], given: dict[str, str | None]) -> None:
+    """Refuse to start with a missing or weak key, or SQLite, naming the exact setting."""
+    for name in ("JWT_SECRET", "QR_MAC_KEY", "SECRET_KEY"):
+        value = given[name]
+        if not value:
+            raise ConfigError(f"POINTSVC_{name} is required in production (base64, >= 32 bytes)")
+        if len(decode_secret(value)) < MIN_SECRET_BYTES:
+            raise ConfigError(f"POINTSVC_{name} is too weak: it must hold at least 32 random bytes")
+        if len(set(decode_secret(value))) < 8:
+            raise ConfigError(f"POINTSVC_{name} is too weak: it is not random")
+    if not given["ED25519_PRIVATE_KEY"]:
+        raise ConfigError("POINTSVC_ED25519_PRIVATE_KEY is required in production")
+    load_ed25519_private_key(given["ED25519_PRIVATE_KEY"])
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") and not config[
+        "ALLOW_SQLITE_IN_PRODUCTION"
+    ]:
+        raise ConfigError(
+            "POINTSVC_DATABASE_URL points at SQLite; production needs PostgreSQL "
+            "(set POINTSVC_ALLOW_SQLITE=1 to override)"
+        )

@@ -1,0 +1,1 @@
+"""The organisation tree: district › street › community › grid."""

@@ -1,0 +1,1 @@
+"""People: login accounts, residents, households, merchants and their operators."""

@@ -1,0 +1,1 @@
+"""Passwords, tokens, and the one module that decides who may do what."""

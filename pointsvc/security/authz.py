@@ -1,0 +1,181 @@
+"""The one place that decides who may do what.
+
+Every API view is wrapped by `policy(action)`. An action names the roles that may perform
+it; staff roles are granted on an organisation node and cover its subtree, so a view also
+calls `require_scope(action, node_id)` (or filters lists by `scope_paths(action)`) for the
+objects it touches. Nothing else in the code base checks roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import g, request
+from sqlalchemy import select
+
+from ..errors import Forbidden, Unauthorized
+from ..extensions import db
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+
+# action -> roles allowed. Staff roles are scoped to a subtree; "resident" and
+# "merchant_operator" act only on their own things (the service narrows that further).
+ACTIONS: dict[str, frozenset[str]] = {
+    PUBLIC: frozenset(),
+    AUTHENTICATED: frozenset({"admin", "organizer", "auditor", "resident", "merchant_operator"}),
+    "resident.self": frozenset({"resident"}),
+    "merchant.self": frozenset({"merchant_operator"}),
+    "orgs.read": frozenset({"admin", "organizer", "auditor"}),
+    "orgs.manage": frozenset({"admin"}),
+    "roles.manage": frozenset({"admin"}),
+    "people.read": frozenset({"admin", "organizer", "auditor"}),
+    "people.manage": frozenset({"admin", "organizer"}),
+    "people.phone": frozenset({"admin"}),
+    "merchants.read": frozenset({"admin", "organizer", "auditor"}),
+    "merchants.manage": frozenset({"admin", "organizer"}),
+    "rules.read": frozenset({"admin", "organizer", "auditor"}),
+    "rules.manage": frozenset({"admin", "organizer"}),
+    "ledger.read": frozenset({"admin", "organizer", "auditor"}),
+    "awards.create": frozenset({"admin", "organizer"}),
+    "awards.approve": frozenset({"admin", "organizer"}),
+    "ledger.reverse": frozenset({"admin", "organizer"}),
+}
+
+STAFF = frozenset({"admin", "organizer", "auditor"})
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    node_id: int
+    node_path: str
+
+
+@dataclass
+class Principal:
+    """Who is calling: their grants, and what they are (resident, merchant operator)."""
+
+    user_id: int
+    grants: list[Grant] = field(default_factory=list)
+    resident_id: int | None = None
+    community_id: int | None = None
+    community_path: str | None = None
+    household_id: int | None = None
+    merchant_id: int | None = None
+
+    @property
+    def roles(self) -> set[str]:
+        roles = {grant.role for grant in self.grants}
+        if self.resident_id is not None:
+            roles.add("resident")
+        if self.merchant_id is not None:
+            roles.add("merchant_operator")
+        return roles
+
+    def may(self, action: str) -> bool:
+        return bool(self.roles & ACTIONS[action])
+
+    def scope_paths(self, action: str) -> list[str]:
+        """Paths of the nodes on which this principal may perform a staff action."""
+        allowed = ACTIONS[action]
+        return [grant.node_path for grant in self.grants if grant.role in allowed]
+
+    def covers(self, action: str, node_path: str) -> bool:
+        return any(node_path.startswith(path) for path in self.scope_paths(action))
+
+
+def load_principal(user_id: int) -> Principal:
+    """Read the caller's grants and memberships (one round trip per table, all indexed)."""
+    from ..orgs.models import OrgNode
+    from ..people.models import MerchantOperator, Resident, RoleGrant, User
+
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("invalid_token", "the account no longer exists or is disabled")
+    grants = [
+        Grant(role, node_id, path)
+        for role, node_id, path in db.session.execute(
+            select(RoleGrant.role, RoleGrant.org_node_id, OrgNode.path)
+            .join(OrgNode, OrgNode.id == RoleGrant.org_node_id)
+            .where(RoleGrant.user_id == user_id)
+        )
+    ]
+    principal = Principal(user_id=user_id, grants=grants)
+    resident = db.session.execute(
+        select(Resident.id, Resident.community_id, OrgNode.path, Resident.household_id)
+        .join(OrgNode, OrgNode.id == Resident.community_id)
+        .where(Resident.user_id == user_id)
+    ).first()
+    if resident:
+        principal.resident_id, principal.community_id = resident[0], resident[1]
+        principal.community_path, principal.household_id = resident[2], resident[3]
+    principal.merchant_id = db.session.scalar(
+        select(MerchantOperator.merchant_id).where(MerchantOperator.user_id == user_id)
+    )
+    return principal
+
+
+def authenticate() -> Principal:
+    """The principal of the bearer token on this request, or 401."""
+    from .tokens import decode_access_token
+
+    if "principal" in g:
+        return g.principal
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("unauthorized", "send Authorization: Bearer <access token>")
+    claims = decode_access_token(token.strip())
+    g.principal = load_principal(int(claims["sub"]))
+    return g.principal
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def policy(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare (and enforce) who may call a view. Every API view carries one."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if action != PUBLIC:
+                principal = authenticate()
+                if not principal.may(action):
+                    raise Forbidden("forbidden", f"requires one of: {sorted(ACTIONS[action])}")
+            return view(*args, **kwargs)
+
+        wrapper._policy = action  # type: ignore[attr-defined]
+        if action != PUBLIC:
+            apidoc = getattr(wrapper, "_apidoc", {})
+            manual = dict(apidoc.get("manual_doc", {}))
+            manual["security"] = [{"bearerAuth": []}]
+            wrapper._apidoc = {**apidoc, "manual_doc": manual}  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def require_scope(action: str, node_path: str) -> None:
+    """403 not_in_scope unless the caller holds the action on an ancestor of this node."""
+    principal = current_principal()
+    if not principal.covers(action, node_path):
+        raise Forbidden("not_in_scope", "this object belongs to another part of the organisation")
+
+
+def node_path_of(node_id: int) -> str:
+    from ..orgs.models import OrgNode
+
+    path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == node_id))
+    if path is None:
+        from ..errors import NotFound
+
+        raise NotFound("not_found", f"organisation node {node_id} does not exist")
+    return path

@@ -1,0 +1,74 @@
+"""JWT access tokens (PyJWT, HS256 pinned) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from flask import current_app
+
+from ..common import utcnow
+from ..errors import Unauthorized
+
+ALGORITHM = "HS256"
+
+
+def key_id() -> str:
+    """A stable id of the signing key (a hash prefix; never the key itself)."""
+    return hashlib.sha256(b"kid:" + current_app.config["JWT_SECRET_BYTES"]).hexdigest()[:16]
+
+
+def issue_access_token(*, user_id: int) -> tuple[str, int]:
+    """Signed access token for a user and its lifetime in seconds."""
+    config = current_app.config
+    lifetime = min(int(config["ACCESS_TOKEN_SECONDS"]), 900)
+    now = utcnow()
+    claims = {
+        "sub": str(user_id),
+        "iss": config["JWT_ISSUER"],
+        "aud": config["JWT_AUDIENCE"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(seconds=lifetime),
+        "jti": secrets.token_hex(8),
+    }
+    token = jwt.encode(
+        claims, config["JWT_SECRET_BYTES"], algorithm=ALGORITHM, headers={"kid": key_id()}
+    )
+    return token, lifetime
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Verify signature, algorithm, kid, iss, aud and exp; raise 401 invalid_token otherwise."""
+    config = current_app.config
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != ALGORITHM or header.get("kid") != key_id():
+            raise Unauthorized("invalid_token", "unexpected algorithm or key id")
+        claims = jwt.decode(
+            token,
+            config["JWT_SECRET_BYTES"],
+            algorithms=[ALGORITHM],
+            audience=config["JWT_AUDIENCE"],
+            issuer=config["JWT_ISSUER"],
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            leeway=5,
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("invalid_token", str(exc)) from exc
+    if not str(claims.get("sub", "")).isdigit():
+        raise Unauthorized("invalid_token", "bad subject")
+    return claims
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A random opaque refresh token and the hash under which it is stored."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
