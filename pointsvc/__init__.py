@@ -14,7 +14,9 @@ from . import errors, observability
 from .config import build_config
 from .extensions import db, limiter, migrate
 
-MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+MIGRATIONS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
+)
 
 # Endpoints that take something other than JSON, or a body larger than the default 1 MiB.
 # endpoint name -> (accepted media types, config key of the size limit)

@@ -1,4 +1,4 @@
-"""Settings: defaults, POINTSVC_* environment variables, and refusal of unsafe production set-ups."""
+"""Settings: defaults, POINTSVC_* environment variables, refusal of unsafe production set-ups."""
 
 from __future__ import annotations
 

@@ -32,7 +32,10 @@ TITLES: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("无权执行此操作", "You are not allowed to do this"),
     "not_in_scope": ("不在您的管辖范围内", "Outside your area of responsibility"),
-    "self_dealing": ("不能为本人或本户操作积分", "Staff may not act on themselves or their household"),
+    "self_dealing": (
+        "不能为本人或本户操作积分",
+        "Staff may not act on themselves or their household",
+    ),
     "not_found": ("资源不存在", "Not found"),
     "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
     "conflict": ("与当前状态冲突", "Conflict with the current state"),
@@ -49,7 +52,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "payload_too_large": ("请求体过大", "The request body is too large"),
     "unsupported_media_type": ("不支持的内容类型", "Unsupported media type"),
     "validation_failed": ("输入校验未通过", "Validation failed"),
-    "import_failed": ("导入文件有误，未导入任何数据", "The import file has errors; nothing was imported"),
+    "import_failed": (
+        "导入文件有误，未导入任何数据",
+        "The import file has errors; nothing was imported",
+    ),
     "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests; try again later"),
     "internal_error": ("服务器内部错误", "Internal server error"),
     "service_unavailable": ("服务暂不可用", "Service unavailable"),

@@ -13,6 +13,7 @@ from pointsvc.security.passwords import hash_password
 from pointsvc.security.tokens import issue_access_token
 
 PASSWORD = "correct-horse-9"
+TZ = "Asia/Shanghai"
 
 
 @dataclass
@@ -30,7 +31,7 @@ def make_tree(app: Flask) -> Tree:
     with app.app_context():
         district = orgs.create_district(name_zh="测试区", name_en="Test District")
         street = orgs.create_child(
-            parent_id=district.id, name_zh="测试街道", name_en="Test Street", timezone="Asia/Shanghai"
+            parent_id=district.id, name_zh="测试街道", name_en="Test Street", timezone=TZ
         )
         a = orgs.create_child(
             parent_id=street.id, name_zh="甲社区", name_en="Community A", timezone="Asia/Shanghai"

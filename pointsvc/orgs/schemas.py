@@ -1,7 +1,8 @@
 """Shapes of organisation nodes."""
 
-from marshmallow import ValidationError, fields, validate, validates
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import ValidationError, fields, validate, validates
 
 from ..common import PageArgs, StrictSchema
 from .models import LEVELS
