@@ -26,15 +26,39 @@ UPLOAD_ENDPOINTS: dict[str, tuple[frozenset[str], str]] = {}
 class PointsApi(Api):
     """flask-smorest's Api with our problem+json error shape."""
 
-    ERROR_SCHEMA = None  # documented by components/schemas/Problem instead
+    ERROR_SCHEMA = errors.ProblemSchema  # components/schemas/Problem
 
     def _register_error_handlers(self) -> None:
         errors.register_error_handlers(self._app)
 
+    def _register_responses(self) -> None:
+        """Error responses are documented as application/problem+json with Problem."""
+        import http
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Application factory: config, extensions, blueprints, errors, CLI."""
-    app = Flask(__name__, instance_relative_config=True)
+        from flask_smorest.utils import prepare_response
+
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, errors.PROBLEM_MIMETYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, errors.PROBLEM_MIMETYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def create_app(
+    test_config: dict[str, Any] | None = None, *, instance_path: str | None = None
+) -> Flask:
+    """Application factory: config, extensions, blueprints, errors, CLI.
+
+    `instance_path` (or the test_config key INSTANCE_PATH) moves the instance folder, where
+    development keys and the default SQLite database live; it must be absolute.
+    """
+    test_config = dict(test_config or {})
+    instance_path = instance_path or test_config.pop("INSTANCE_PATH", None)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(build_config(app.instance_path, test_config))
 
@@ -58,12 +82,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    _register_problem_schema(api)
+    _strict_query_parsing()
     _register_blueprints(app, api)
 
     observability.init_app(app)
     app.before_request(_check_body)
     _register_docs_assets(app)
+
+    _start_sealer(app)
 
     from .cli import register_cli
 
@@ -73,6 +99,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, api: Api) -> None:
     from .health import bp as health_bp
+    from .ledger.routes import blp as ledger_blp
+    from .merchants.routes import blp as merchants_blp
     from .orgs.routes import blp as orgs_blp
     from .people.routes import blueprints as people_blueprints
     from .security.routes import blp as auth_blp
@@ -82,27 +110,25 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     api.register_blueprint(orgs_blp)
     for blp in people_blueprints:
         api.register_blueprint(blp)
+    api.register_blueprint(ledger_blp)
+    api.register_blueprint(merchants_blp)
 
 
-def _register_problem_schema(api: Api) -> None:
-    api.spec.components.schema(
-        "Problem",
-        {
-            "type": "object",
-            "description": "RFC 9457 problem details (application/problem+json)",
-            "properties": {
-                "type": {"type": "string"},
-                "code": {"type": "string", "description": "Stable machine-readable code"},
-                "title": {"type": "string", "description": "Chinese or English by Accept-Language"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string"},
-                "errors": {"type": "object", "description": "Field-level validation errors"},
-                "request_id": {"type": "string"},
-                "instance": {"type": "string"},
-            },
-            "required": ["type", "code", "title", "status"],
-        },
-    )
+def _strict_query_parsing() -> None:
+    """Let query-string schemas reject unknown parameters as body schemas do.
+
+    webargs excludes unknown query parameters by default, which turns a typo (`?parnet_id=3`)
+    into a silently unfiltered list. With None the schema's own `unknown = RAISE` applies,
+    so a view takes its query parameters from ONE schema.
+    """
+    from flask_smorest.arguments import ArgumentsMixin
+
+    parser = ArgumentsMixin.ARGUMENTS_PARSER
+    parser.DEFAULT_UNKNOWN_BY_LOCATION = {
+        **type(parser).DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
 
 
 def _check_body() -> None:
@@ -167,3 +193,14 @@ def _install_sqlite_hooks(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _start_sealer(app: Flask) -> None:
+    """Seal in the background of serving processes (never in tests or CLI commands)."""
+    if app.testing or app.config["LEDGER_SEAL_SECONDS"] <= 0:
+        return
+    from .ledger.seals import AutoSealer
+
+    sealer = AutoSealer(app)
+    # Started on the first request, after gunicorn forks, so no thread crosses a fork.
+    app.before_request(sealer.start)

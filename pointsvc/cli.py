@@ -23,11 +23,21 @@ def openapi_write(path: str) -> None:
 
 
 def openapi_text() -> str:
-    spec = current_app.extensions["flask-smorest"]["apis"][""]["spec"].to_dict()
+    """The document, serialised deterministically (sorted keys) so diffs stay small."""
+    spec = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
     return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def register_cli(app: Flask) -> None:
+    from .ledger.cli import ledger_cli
+
+    app.cli.add_command(ledger_cli)
+    from .demo import seed_command
+    from .people.cli import create_admin_command, people_cli
+
+    users_cli.add_command(create_admin_command)
+    demo_cli.add_command(seed_command)
+    app.cli.add_command(people_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(openapi_cli)

@@ -87,6 +87,16 @@ def _dev_secrets(instance_path: str) -> dict[str, str]:
     return generated
 
 
+def _engine_options(database_url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("postgresql"):
+        # A database that does not answer must fail fast (readiness turns 503), not hang.
+        options["connect_args"] = {"connect_timeout": _env_int("DB_CONNECT_TIMEOUT", 5)}
+        options["pool_size"] = _env_int("DB_POOL_SIZE", 5)
+        options["max_overflow"] = _env_int("DB_MAX_OVERFLOW", 10)
+    return options
+
+
 def build_config(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Assemble the Flask config from defaults, environment and explicit overrides."""
     overrides = dict(overrides or {})
@@ -97,7 +107,7 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
     config: dict[str, Any] = {
         "ENV_NAME": env,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "JSON_SORT_KEYS": False,
         "API_TITLE": "pointsvc",
@@ -121,6 +131,9 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Flask-Limiter would put Retry-After on every limited response (even a 200 or 422);
+        # Retry-After belongs to 429s only, and the error handler sets it there.
+        "RATELIMIT_HEADER_RETRY_AFTER": "X-RateLimit-Retry-After",
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 20000),
         "IMPORT_MAX_BYTES": _env_int("IMPORT_MAX_BYTES", 4 * 1024 * 1024),
@@ -128,11 +141,21 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "LOG_REQUESTS": _env_bool("LOG_REQUESTS", True),
         "ALLOW_SQLITE_IN_PRODUCTION": _env_bool("ALLOW_SQLITE", False),
         "SQLITE_BUSY_TIMEOUT_MS": _env_int("SQLITE_BUSY_TIMEOUT_MS", 10000),
+        # Transparency log: seal every N seconds or after M postings (0 seconds: only
+        # `flask ledger seal` seals).
+        "LEDGER_SEAL_SECONDS": _env_int("LEDGER_SEAL_SECONDS", 30),
+        "LEDGER_SEAL_BATCH": _env_int("LEDGER_SEAL_BATCH", 1000),
     }
     secret_names = ("JWT_SECRET", "QR_MAC_KEY", "ED25519_PRIVATE_KEY", "SECRET_KEY")
     given = {name: overrides.pop(name, None) or _env(name) for name in secret_names}
     if env == "production":
         _check_production(config, given)
+        config.update(
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            PREFERRED_URL_SCHEME="https",
+        )
     else:
         missing = [name for name, value in given.items() if not value]
         if missing:
@@ -159,7 +182,16 @@ def _check_production(config: dict[str, Any], given: dict[str, str | None]) -> N
             raise ConfigError(f"POINTSVC_{name} is too weak: it is not random")
     if not given["ED25519_PRIVATE_KEY"]:
         raise ConfigError("POINTSVC_ED25519_PRIVATE_KEY is required in production")
-    load_ed25519_private_key(given["ED25519_PRIVATE_KEY"])
+    try:
+        seed = load_ed25519_private_key(given["ED25519_PRIVATE_KEY"]).private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+    except ValueError as exc:  # a garbled PEM
+        raise ConfigError(f"POINTSVC_ED25519_PRIVATE_KEY cannot be read: {exc}") from exc
+    if len(set(seed)) < 8:
+        raise ConfigError("POINTSVC_ED25519_PRIVATE_KEY is too weak: its seed is not random")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") and not config[
         "ALLOW_SQLITE_IN_PRODUCTION"
     ]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, g, json, request
+import marshmallow as ma
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
+
+from .observability import current_request_id
 
 log = logging.getLogger("pointsvc.errors")
 
@@ -65,6 +68,21 @@ TITLES: dict[str, tuple[str, str]] = {
     "already_reversed": ("该交易已被冲正", "The transaction was already reversed"),
     "not_reversible": ("该交易不可冲正", "This transaction cannot be reversed"),
     "approval_required": ("需要审批", "Approval required"),
+    "duplicate_household": ("该社区已有同名家庭", "The community already has this household"),
+    "duplicate_grant": ("该角色授权已存在", "This role grant already exists"),
+    "undecodable_file": (
+        "无法识别文件编码，请保存为 UTF-8 或 GBK 的 CSV",
+        "The file is neither UTF-8 nor GBK text",
+    ),
+    "malformed_csv": ("CSV 格式有误", "The CSV file is malformed"),
+    "invalid_csv_header": ("CSV 表头有误", "The CSV header is wrong"),
+    "too_many_rows": ("文件行数超过上限", "The file has too many rows"),
+    "merchant_suspended": ("该商户已被暂停", "The merchant is suspended"),
+    "merchant_not_active": ("该商户尚未启用", "The merchant is not active"),
+    "duplicate_application": (
+        "已有相同的商户申请在审核中",
+        "The same merchant application is already pending",
+    ),
 }
 
 
@@ -153,7 +171,7 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    body["request_id"] = getattr(g, "request_id", None)
+    body["request_id"] = current_request_id()
     body["instance"] = request.path
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
@@ -251,7 +269,7 @@ def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     log.error(
         "unhandled error request_id=%s path=%s",
-        getattr(g, "request_id", None),
+        current_request_id(),
         request.path,
         exc_info=(type(original), original, original.__traceback__),
     )
@@ -262,3 +280,22 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, as documented in the OpenAPI components (name: Problem)."""
+
+    type = ma.fields.String(required=True)
+    code = ma.fields.String(
+        required=True, metadata={"description": "Stable machine-readable code (snake_case)"}
+    )
+    title = ma.fields.String(
+        required=True, metadata={"description": "Chinese (default) or English by Accept-Language"}
+    )
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String()
+    errors = ma.fields.Dict(metadata={"description": "Field-level validation errors"})
+    request_id = ma.fields.String(
+        metadata={"description": "Same as the X-Request-ID response header"}
+    )
+    instance = ma.fields.String(metadata={"description": "The request path"})

@@ -63,18 +63,27 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+def current_request_id() -> str:
+    """This request's id: the caller's X-Request-ID if well-formed, else a new one."""
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        # fullmatch, not match: "$" would let a trailing newline through into the logs.
+        g.request_id = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+    return g.request_id
+
+
 def _before() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    current_request_id()
     g.started = time.perf_counter()
 
 
 def _after(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers["X-Request-ID"] = current_request_id()
     started = g.get("started")
     if started is None:
         return response
     duration = time.perf_counter() - started
+    # The URL rule, not the path: ids in paths would make one time series per object.
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
     LATENCY.labels(request.method, endpoint).observe(duration)
@@ -86,6 +95,7 @@ def _after(response: Response) -> Response:
                 "event": "request",
                 "method": request.method,
                 "path": request.path,
+                "endpoint": endpoint,
                 "status": response.status_code,
                 "duration_ms": round(duration * 1000, 2),
                 "request_id": g.get("request_id"),
@@ -109,6 +119,7 @@ def metrics_view() -> Response:
 
 def init_app(app: Flask) -> None:
     configure_logging()
-    app.before_request(_before)
+    # First of all before-request hooks, so every later failure already has a request id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _before)
     app.after_request(_after)
     app.add_url_rule("/metrics", "metrics", metrics_view)

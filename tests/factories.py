@@ -139,3 +139,14 @@ def token_for(app: Flask, user_id: int) -> str:
 
 def auth(app: Flask, user_id: int, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(app, user_id)}", **headers}
+
+
+def make_household(app: Flask, *, community_id: int, label: str | None = None) -> int:
+    """A household in a community; returns its id."""
+    from pointsvc.people.models import Household
+
+    with app.app_context():
+        household = Household(community_id=community_id, label=label or f"{_next()}号楼")
+        db.session.add(household)
+        db.session.commit()
+        return household.id

@@ -19,6 +19,9 @@ from ..common import utcnow
 from ..extensions import BigId, db
 
 STAFF_ROLES = ("admin", "organizer", "auditor")
+# Stored instead of a hash for accounts that have no usable password yet (bulk imports):
+# argon2 rejects it as an invalid hash, so verify_password() returns False for any input.
+UNUSABLE_PASSWORD = "!"
 PRIVACY_CHOICES = ("public", "anonymous", "hidden")
 MERCHANT_STATUSES = ("pending", "active", "suspended", "rejected")
 
@@ -55,6 +58,8 @@ class RoleGrant(db.Model):
 
 class Household(db.Model):
     __tablename__ = "households"
+    # One label per community, so imports can find-or-create households idempotently.
+    __table_args__ = (UniqueConstraint("community_id", "label"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("org_nodes.id"), index=True)
@@ -104,6 +109,10 @@ class Merchant(db.Model):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     contact_name: Mapped[str | None] = mapped_column(String(100))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
+    # Who put it on the books (None: a public application) and who last changed its status.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status_changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -37,12 +37,16 @@ ACTIONS: dict[str, frozenset[str]] = {
     "people.phone": frozenset({"admin"}),
     "merchants.read": frozenset({"admin", "organizer", "auditor"}),
     "merchants.manage": frozenset({"admin", "organizer"}),
+    # Staff in scope, or the merchant's own operator (the merchants service narrows it).
+    "merchants.view": frozenset({"admin", "organizer", "auditor", "merchant_operator"}),
+    "merchants.phone": frozenset({"admin"}),
     "rules.read": frozenset({"admin", "organizer", "auditor"}),
     "rules.manage": frozenset({"admin", "organizer"}),
     "ledger.read": frozenset({"admin", "organizer", "auditor"}),
     "awards.create": frozenset({"admin", "organizer"}),
     "awards.approve": frozenset({"admin", "organizer"}),
     "ledger.reverse": frozenset({"admin", "organizer"}),
+    "ledger.policy": frozenset({"admin"}),
 }
 
 STAFF = frozenset({"admin", "organizer", "auditor"})
@@ -88,14 +92,20 @@ class Principal:
         return any(node_path.startswith(path) for path in self.scope_paths(action))
 
 
-def load_principal(user_id: int) -> Principal:
+def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
     """Read the caller's grants and memberships (one round trip per table, all indexed)."""
+    from ..common import as_utc
     from ..orgs.models import OrgNode
     from ..people.models import MerchantOperator, Resident, RoleGrant, User
 
     user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized("invalid_token", "the account no longer exists or is disabled")
+    changed = as_utc(user.password_changed_at)
+    # A password change ends every session, access tokens included. `iat` has whole seconds,
+    # so compare with the change's second (a token of that same second still passes).
+    if issued_at is not None and changed is not None and issued_at < int(changed.timestamp()):
+        raise Unauthorized("invalid_token", "the password changed after this token was issued")
     grants = [
         Grant(role, node_id, path)
         for role, node_id, path in db.session.execute(
@@ -130,7 +140,7 @@ def authenticate() -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("unauthorized", "send Authorization: Bearer <access token>")
     claims = decode_access_token(token.strip())
-    g.principal = load_principal(int(claims["sub"]))
+    g.principal = load_principal(int(claims["sub"]), issued_at=int(claims["iat"]))
     return g.principal
 
 
@@ -148,7 +158,9 @@ def policy(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if action != PUBLIC:
                 principal = authenticate()
-                if not principal.may(action):
+                # AUTHENTICATED means any valid token: an account with no role yet must
+                # still be able to see itself, sign out and change its password.
+                if action != AUTHENTICATED and not principal.may(action):
                     raise Forbidden("forbidden", f"requires one of: {sorted(ACTIONS[action])}")
             return view(*args, **kwargs)
 
@@ -179,3 +191,31 @@ def node_path_of(node_id: int) -> str:
 
         raise NotFound("not_found", f"organisation node {node_id} does not exist")
     return path
+
+
+def require_owner_or_scope(
+    action: str, node_path: str, *, resident_id: int | None = None, merchant_id: int | None = None
+) -> None:
+    """Allow the owner (the resident or the merchant's operator) or staff covering the node."""
+    principal = current_principal()
+    if resident_id is not None and principal.resident_id == resident_id:
+        return
+    if merchant_id is not None and principal.merchant_id == merchant_id:
+        return
+    require_scope(action, node_path)
+
+
+def require_member_or_scope(action: str, node_path: str) -> None:
+    """Allow anyone whose community or staff node lies on the node's branch (above or below).
+
+    Used for things that apply down a branch, such as rules defined on a district: staff of
+    a community and its residents may read them, staff elsewhere may not.
+    """
+    principal = current_principal()
+    homes = list(principal.scope_paths(action))
+    if principal.community_path:
+        homes.append(principal.community_path)
+    for home in homes:
+        if home.startswith(node_path) or node_path.startswith(home):
+            return
+    raise Forbidden("not_in_scope", "this object belongs to another part of the organisation")

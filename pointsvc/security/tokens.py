@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from ..common import utcnow
 from ..errors import Unauthorized
 
 ALGORITHM = "HS256"
+SUBJECT = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def key_id() -> str:
@@ -59,8 +61,11 @@ def decode_access_token(token: str) -> dict[str, Any]:
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("invalid_token", str(exc)) from exc
-    if not str(claims.get("sub", "")).isdigit():
+    # ASCII digits only, and within BIGINT: str.isdigit() accepts "²", which int() rejects.
+    if not isinstance(claims.get("sub"), str) or not SUBJECT.fullmatch(claims["sub"]):
         raise Unauthorized("invalid_token", "bad subject")
+    if not isinstance(claims.get("iat"), int | float):
+        raise Unauthorized("invalid_token", "bad iat")
     return claims
 
 

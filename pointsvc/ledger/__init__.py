@@ -1,0 +1,1 @@
+"""The ledger: double-entry points, rules, awards, reversals and the transparency log."""

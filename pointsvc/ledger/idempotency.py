@@ -1,0 +1,124 @@
+"""Idempotency-Key handling for every POST that moves points.
+
+The key (scoped to the caller) and a hash of the request are written in the SAME database
+transaction as the ledger rows, with the response. The key row is inserted first, so a
+concurrent request with the same key waits on the unique index and then finds the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import request
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..common import utcnow
+from ..errors import Conflict, DomainError
+from ..extensions import db
+from .models import IdempotencyKey
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+RETENTION = timedelta(hours=48)
+PENDING = -1
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: Any
+
+
+def key_from_request() -> str:
+    """The Idempotency-Key header, validated; 400 when missing or malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or key == "":
+        raise DomainError("idempotency_key_required", "send an Idempotency-Key header", status=400)
+    if not KEY_PATTERN.match(key):
+        raise DomainError(
+            "idempotency_key_required",
+            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+            status=400,
+        )
+    return key
+
+
+def request_fingerprint(*, route: str, body: Any) -> str:
+    """Hash of what the request asks for; a reused key must ask for the same thing."""
+    canonical = json.dumps([route, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _stored(scope: str, key: str) -> IdempotencyKey | None:
+    return db.session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+    )
+
+
+def _replay(found: IdempotencyKey, fingerprint: str) -> Replay:
+    if found.request_hash != fingerprint:
+        raise Conflict(
+            "idempotency_key_reused", "this Idempotency-Key was used for a different request"
+        )
+    if found.status_code == PENDING:
+        raise Conflict("idempotency_in_progress", "the first request with this key is running")
+    return Replay(found.status_code, json.loads(found.response_body))
+
+
+def run_once(
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    work: Callable[[], tuple[int, Any]],
+) -> tuple[Replay, bool]:
+    """Run work() at most once per (scope, key); returns (status+body, replayed?).
+
+    work() does its writes without committing and returns (status, JSON-able body); the
+    key row, the work and the stored response commit together.
+    """
+    found = _stored(scope, key)
+    if found is not None:
+        db.session.rollback()
+        return _replay(found, fingerprint), True
+    record = IdempotencyKey(
+        scope=scope,
+        key=key,
+        request_hash=fingerprint,
+        status_code=PENDING,
+        response_body="null",
+        created_at=utcnow(),
+    )
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        found = _stored(scope, key)
+        if found is None:  # pragma: no cover - the winner rolled back; let the client retry
+            raise Conflict("idempotency_in_progress", "retry the request") from None
+        return _replay(found, fingerprint), True
+    try:
+        status, body = work()
+    except BaseException:
+        db.session.rollback()
+        raise
+    record.status_code = status
+    record.response_body = json.dumps(body, ensure_ascii=False, default=str)
+    db.session.commit()
+    return Replay(status, body), False
+
+
+def purge_expired() -> int:
+    """Delete keys older than the retention window (kept at least 24 hours; 48 by default)."""
+    result = db.session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - RETENTION)
+    )
+    db.session.commit()
+    return int(result.rowcount or 0)

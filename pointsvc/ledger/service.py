@@ -1,0 +1,290 @@
+"""The one door through which points move: post() a typed transfer.
+
+post() checks every invariant, then in the caller's database transaction moves the
+balances (conditional updates, never read-then-write), writes the transaction with its
+content hash, its entries and its memo. Callers commit (so their own rows — cap counters,
+idempotency records, references — land in the same database transaction).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..common import utcnow
+from ..errors import DomainError, NotFound
+from ..extensions import db
+from ..orgs.models import OrgNode
+from .hashing import content_hash, memo_hash
+from .models import (
+    SHARDS_PER_SYSTEM_ACCOUNT,
+    TRANSACTION_KINDS,
+    Account,
+    AccountShard,
+    Entry,
+    LedgerTransaction,
+    Memo,
+)
+
+MAX_AMOUNT = 10**12  # far above any real posting; keeps sums well inside 64 bits
+SYSTEM_KINDS = ("issuance", "expiry", "settlement")
+
+
+class LedgerError(DomainError):
+    status = 422
+    code = "ledger_invariant"
+
+
+class InsufficientPoints(DomainError):
+    status = 409
+    code = "insufficient_points"
+
+
+@dataclass(frozen=True)
+class Leg:
+    account_id: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Everything a posting says; amounts are signed integers that must sum to zero."""
+
+    kind: str
+    community_id: int
+    district_id: int
+    legs: tuple[Leg, ...]
+    actor_user_id: int | None = None
+    rule_id: int | None = None
+    rule_code: str | None = None
+    rule_version: int | None = None
+    category: str | None = None
+    quantity: int | None = None
+    reference_type: str | None = None
+    reference_id: str | None = None
+    subject_resident_id: int | None = None
+    reverses_id: int | None = None
+    shortfall: int = 0
+    memo: str | None = None
+    evidence_ref: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _insert(table):  # type: ignore[no-untyped-def]
+    """INSERT with ON CONFLICT support on whichever backend we run."""
+    if db.engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def district_of(*, community_id: int) -> int:
+    """The district at the root of a community's path."""
+    path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == community_id))
+    if path is None:
+        raise NotFound("not_found", f"organisation node {community_id} does not exist")
+    return int(path.strip("/").split("/")[0])
+
+
+def ensure_account(
+    *, kind: str, owner_id: int = 0, community_id: int = 0, district_id: int
+) -> int:
+    """Id of the account, created on first use (safe when two requests race to create it)."""
+    key = dict(kind=kind, owner_id=owner_id, community_id=community_id, district_id=district_id)
+    found = db.session.scalar(select(Account.id).filter_by(**key))
+    if found is not None:
+        return found
+    bounded = kind not in SYSTEM_KINDS
+    db.session.execute(
+        _insert(Account.__table__)
+        .values(**key, bounded=bounded, balance=0, held=0, total_credited=0, total_debited=0,
+                created_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    account_id = db.session.scalar(select(Account.id).filter_by(**key))
+    if not bounded:
+        db.session.execute(
+            _insert(AccountShard.__table__)
+            .values([
+                {"account_id": account_id, "shard": n, "balance": 0}
+                for n in range(SHARDS_PER_SYSTEM_ACCOUNT)
+            ])
+            .on_conflict_do_nothing()
+        )
+    return account_id
+
+
+def resident_account(*, resident_id: int, community_id: int) -> int:
+    """The resident's bounded points account."""
+    return ensure_account(
+        kind="resident",
+        owner_id=resident_id,
+        community_id=community_id,
+        district_id=district_of(community_id=community_id),
+    )
+
+
+def issuance_account(*, community_id: int) -> int:
+    """The community's source of awarded points (unbounded, sharded)."""
+    return ensure_account(
+        kind="issuance", community_id=community_id, district_id=district_of(community_id=community_id)
+    )
+
+
+def account_balance(*, account: Account) -> int:
+    """Exact balance: the row for bounded accounts, the sum of shards for system accounts."""
+    if account.bounded:
+        return account.balance
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(AccountShard.balance), 0)).where(
+            AccountShard.account_id == account.id
+        )
+    )
+    return int(total)
+
+
+def _validate(transfer: Transfer) -> None:
+    errors: list[str] = []
+    if transfer.kind not in TRANSACTION_KINDS:
+        errors.append(f"unknown kind {transfer.kind!r}")
+    if not transfer.legs and not (transfer.kind == "deduction" and transfer.shortfall > 0):
+        errors.append("a transaction needs entries")
+    seen: set[int] = set()
+    for leg in transfer.legs:
+        if not isinstance(leg.amount, int) or isinstance(leg.amount, bool):
+            errors.append("amounts are integers")
+        elif leg.amount == 0 or abs(leg.amount) > MAX_AMOUNT:
+            errors.append(f"amount {leg.amount} out of range")
+        if leg.account_id in seen:
+            errors.append(f"account {leg.account_id} appears twice")
+        seen.add(leg.account_id)
+    if sum(leg.amount for leg in transfer.legs if isinstance(leg.amount, int)) != 0:
+        errors.append("entries must sum to zero")
+    if transfer.shortfall < 0:
+        errors.append("shortfall cannot be negative")
+    if errors:
+        raise LedgerError("ledger_invariant", "; ".join(errors))
+
+
+def _next_transaction_id() -> int:
+    if db.engine.dialect.name == "postgresql":
+        return int(
+            db.session.scalar(
+                text("SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id'))")
+            )
+        )
+    # SQLite: every write transaction holds the database's write lock (BEGIN IMMEDIATE).
+    last = db.session.scalar(select(func.max(LedgerTransaction.id)))
+    return int(last or 0) + 1
+
+
+def _move(account: Account, amount: int) -> int | None:
+    """Apply one leg; returns the new balance of a bounded account, None for a system one."""
+    if not account.bounded:
+        shard = random.randrange(SHARDS_PER_SYSTEM_ACCOUNT)
+        db.session.execute(
+            update(AccountShard)
+            .where(AccountShard.account_id == account.id, AccountShard.shard == shard)
+            .values(balance=AccountShard.balance + amount)
+        )
+        return None
+    values: dict[str, Any] = {"balance": Account.balance + amount}
+    condition = [Account.id == account.id]
+    if amount < 0:
+        values["total_debited"] = Account.total_debited - amount
+        # Spendable = balance - held; the guard makes overdraft impossible even under races.
+        condition.append(Account.balance + amount >= Account.held)
+    else:
+        values["total_credited"] = Account.total_credited + amount
+    new_balance = db.session.execute(
+        update(Account).where(*condition).values(**values).returning(Account.balance)
+    ).scalar()
+    if new_balance is None:
+        spendable = db.session.scalar(
+            select(Account.balance - Account.held).where(Account.id == account.id)
+        )
+        raise InsufficientPoints(
+            "insufficient_points",
+            f"account {account.id} has {spendable} spendable points, {-amount} needed",
+            available=int(spendable or 0),
+            needed=-amount,
+        )
+    return int(new_balance)
+
+
+def post(*, transfer: Transfer) -> LedgerTransaction:
+    """Post a transfer in the current database transaction and return the transaction."""
+    _validate(transfer)
+    accounts = {
+        account.id: account
+        for account in db.session.scalars(
+            select(Account).where(Account.id.in_([leg.account_id for leg in transfer.legs]))
+        )
+    }
+    for leg in transfer.legs:
+        account = accounts.get(leg.account_id)
+        if account is None:
+            raise LedgerError("ledger_invariant", f"account {leg.account_id} does not exist")
+        if account.district_id != transfer.district_id:
+            raise LedgerError("ledger_invariant", "a posting stays inside one district")
+    # Lock order: bounded accounts by id, then system shards; concurrent postings never
+    # wait on each other in a cycle.
+    ordered = sorted(transfer.legs, key=lambda leg: (not accounts[leg.account_id].bounded,
+                                                     leg.account_id))
+    balances_after = {leg.account_id: _move(accounts[leg.account_id], leg.amount)
+                      for leg in ordered}
+    for account in accounts.values():
+        db.session.expire(account)
+
+    salt = secrets.token_hex(16)
+    header: dict[str, Any] = {
+        "id": _next_transaction_id(),
+        "kind": transfer.kind,
+        "community_id": transfer.community_id,
+        "district_id": transfer.district_id,
+        "rule_id": transfer.rule_id,
+        "rule_code": transfer.rule_code,
+        "rule_version": transfer.rule_version,
+        "category": transfer.category,
+        "quantity": transfer.quantity,
+        "reference_type": transfer.reference_type,
+        "reference_id": transfer.reference_id,
+        "subject_resident_id": transfer.subject_resident_id,
+        "actor_user_id": transfer.actor_user_id,
+        "reverses_id": transfer.reverses_id,
+        "shortfall": transfer.shortfall,
+        "memo_hash": memo_hash(salt=salt, memo=transfer.memo, evidence_ref=transfer.evidence_ref),
+        "created_at": utcnow(),
+    }
+    entries = [(leg.account_id, leg.amount, balances_after[leg.account_id])
+               for leg in transfer.legs]
+    transaction = LedgerTransaction(**header, content_hash=content_hash(header=header,
+                                                                          entries=entries))
+    db.session.add(transaction)
+    db.session.flush()
+    db.session.add_all(
+        Entry(
+            transaction_id=transaction.id,
+            account_id=account_id,
+            amount=amount,
+            balance_after=balance_after,
+            community_id=transfer.community_id,
+            district_id=transfer.district_id,
+        )
+        for account_id, amount, balance_after in entries
+    )
+    if header["memo_hash"]:
+        db.session.add(
+            Memo(
+                transaction_id=transaction.id,
+                salt=salt,
+                memo=transfer.memo,
+                evidence_ref=transfer.evidence_ref,
+            )
+        )
+    db.session.flush()
+    return transaction

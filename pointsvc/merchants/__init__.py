@@ -1,0 +1,1 @@
+"""Merchants: applications, approval, suspension, profiles and their operators."""

@@ -1,0 +1,3 @@
+"""Fixtures shared with the platform tests."""
+
+from tests.platform.conftest import make_app  # noqa: F401
