@@ -86,6 +86,9 @@ def create_app(
     _register_blueprints(app, api)
 
     observability.init_app(app)
+    from .security.authz import enforce_policy_early
+
+    app.before_request(enforce_policy_early)
     app.before_request(_check_body)
     _register_docs_assets(app)
 

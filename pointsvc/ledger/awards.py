@@ -276,6 +276,11 @@ def submit_award(*, actor_user_id: int, request: AwardRequest) -> tuple[int, dic
         actor_user_id=actor_user_id, resident=resident, rule=rule, quantity=request.quantity,
         points=points, memo=request.memo, evidence_ref=request.evidence_ref,
     )
+    record_event(actor_user_id=actor_user_id, action=f"{transaction.kind}.posted",
+                 target_type="transaction", target_id=transaction.id,
+                 community_id=resident.community_id,
+                 detail={"resident_id": resident.id, "rule_code": request.rule_code,
+                         "quantity": request.quantity})
     return 201, transaction_json(transaction)
 
 

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from .. import UPLOAD_ENDPOINTS
 from ..common import PageArgs, decode_id_cursor, page_of
 from ..errors import wants_english
 from ..extensions import db
@@ -56,6 +57,9 @@ from .schemas import (
 )
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="Points ledger")
+
+# 10,000 bulk items with memos can pass the default 1 MiB body limit.
+UPLOAD_ENDPOINTS["ledger.BulkAwards"] = (frozenset({"application/json"}), "BULK_MAX_BYTES")
 
 
 def _json(status: int, body: Any, *, replayed: bool = False):  # type: ignore[no-untyped-def]

@@ -150,5 +150,6 @@ def period_keys(*, at: datetime, timezone: str) -> dict[str, str]:
 def points_for(*, rule: Rule, quantity: int) -> int:
     """Points of a quantity: actions × points, or minutes × points-per-hour rounded down."""
     if rule.unit == "hour":
-        return rule.points * quantity // 60 if rule.points > 0 else -((-rule.points * quantity) // 60)
+        magnitude = abs(rule.points) * quantity // 60
+        return magnitude if rule.points > 0 else -magnitude
     return rule.points * quantity

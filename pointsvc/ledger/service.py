@@ -130,9 +130,8 @@ def resident_account(*, resident_id: int, community_id: int) -> int:
 
 def issuance_account(*, community_id: int) -> int:
     """The community's source of awarded points (unbounded, sharded)."""
-    return ensure_account(
-        kind="issuance", community_id=community_id, district_id=district_of(community_id=community_id)
-    )
+    district_id = district_of(community_id=community_id)
+    return ensure_account(kind="issuance", community_id=community_id, district_id=district_id)
 
 
 def account_balance(*, account: Account) -> int:
@@ -168,18 +167,6 @@ def _validate(transfer: Transfer) -> None:
         errors.append("shortfall cannot be negative")
     if errors:
         raise LedgerError("ledger_invariant", "; ".join(errors))
-
-
-def _next_transaction_id() -> int:
-    if db.engine.dialect.name == "postgresql":
-        return int(
-            db.session.scalar(
-                text("SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id'))")
-            )
-        )
-    # SQLite: every write transaction holds the database's write lock (BEGIN IMMEDIATE).
-    last = db.session.scalar(select(func.max(LedgerTransaction.id)))
-    return int(last or 0) + 1
 
 
 def _move(account: Account, amount: int) -> int | None:
@@ -241,25 +228,7 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
         db.session.expire(account)
 
     salt = secrets.token_hex(16)
-    header: dict[str, Any] = {
-        "id": _next_transaction_id(),
-        "kind": transfer.kind,
-        "community_id": transfer.community_id,
-        "district_id": transfer.district_id,
-        "rule_id": transfer.rule_id,
-        "rule_code": transfer.rule_code,
-        "rule_version": transfer.rule_version,
-        "category": transfer.category,
-        "quantity": transfer.quantity,
-        "reference_type": transfer.reference_type,
-        "reference_id": transfer.reference_id,
-        "subject_resident_id": transfer.subject_resident_id,
-        "actor_user_id": transfer.actor_user_id,
-        "reverses_id": transfer.reverses_id,
-        "shortfall": transfer.shortfall,
-        "memo_hash": memo_hash(salt=salt, memo=transfer.memo, evidence_ref=transfer.evidence_ref),
-        "created_at": utcnow(),
-    }
+    header = _header(_next_transaction_ids(1)[0], transfer, salt, utcnow())
     entries = [(leg.account_id, leg.amount, balances_after[leg.account_id])
                for leg in transfer.legs]
     transaction = LedgerTransaction(**header, content_hash=content_hash(header=header,
@@ -288,3 +257,200 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
         )
     db.session.flush()
     return transaction
+
+
+def ensure_accounts(
+    *, kind: str, owners: list[tuple[int, int]], district_id: int
+) -> dict[int, int]:
+    """Bulk form of ensure_account for (owner_id, community_id) pairs: owner id -> account id."""
+    if not owners:
+        return {}
+    rows = [
+        {"kind": kind, "owner_id": owner, "community_id": community, "district_id": district_id,
+         "bounded": True, "balance": 0, "held": 0, "total_credited": 0, "total_debited": 0,
+         "created_at": utcnow()}
+        for owner, community in owners
+    ]
+    for start in range(0, len(rows), 2000):
+        db.session.execute(
+            _insert(Account.__table__).values(rows[start:start + 2000]).on_conflict_do_nothing()
+        )
+    found: dict[int, int] = {}
+    owner_ids = [owner for owner, _ in owners]
+    for start in range(0, len(owner_ids), 5000):
+        chunk = owner_ids[start:start + 5000]
+        found.update(
+            db.session.execute(
+                select(Account.owner_id, Account.id).where(
+                    Account.kind == kind, Account.district_id == district_id,
+                    Account.owner_id.in_(chunk),
+                )
+            ).all()
+        )
+    return found
+
+
+def _move_many(accounts: dict[int, Account], deltas: dict[int, list[int]]) -> dict[int, int]:
+    """Apply aggregated deltas to bounded accounts; returns each account's final balance."""
+    ids = sorted(deltas)
+    totals = {account_id: sum(deltas[account_id]) for account_id in ids}
+    final: dict[int, int] = {}
+    if db.engine.dialect.name == "postgresql":
+        # Lock in id order first, so concurrent bulk and single postings never deadlock.
+        db.session.execute(
+            text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+            {"ids": ids},
+        )
+        result = db.session.execute(
+            text(
+                "UPDATE ledger_accounts AS a SET balance = a.balance + v.delta, "
+                "total_credited = a.total_credited + v.credit, "
+                "total_debited = a.total_debited + v.debit "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[]), "
+                "CAST(:credits AS bigint[]), CAST(:debits AS bigint[])) "
+                "AS v(id, delta, credit, debit) WHERE a.id = v.id RETURNING a.id, a.balance"
+            ),
+            {
+                "ids": ids,
+                "deltas": [totals[i] for i in ids],
+                "credits": [sum(d for d in deltas[i] if d > 0) for i in ids],
+                "debits": [-sum(d for d in deltas[i] if d < 0) for i in ids],
+            },
+        )
+        final.update(result.all())
+    else:
+        for account_id in ids:
+            final[account_id] = db.session.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(
+                    balance=Account.balance + totals[account_id],
+                    total_credited=Account.total_credited
+                    + sum(d for d in deltas[account_id] if d > 0),
+                    total_debited=Account.total_debited
+                    - sum(d for d in deltas[account_id] if d < 0),
+                )
+                .returning(Account.balance)
+            ).scalar_one()
+    return final
+
+
+def post_many(*, transfers: list[Transfer]) -> list[int]:
+    """Bulk form of post(): the same checks and rows, in a few statements; returns the ids.
+
+    Balances move once per account with the summed delta; each entry's balance_after is then
+    replayed in order from the locked starting balance, and any point where a bounded
+    account would dip below its held points refuses the whole batch.
+    """
+    if not transfers:
+        return []
+    for transfer in transfers:
+        _validate(transfer)
+    account_ids = sorted({leg.account_id for t in transfers for leg in t.legs})
+    accounts: dict[int, Account] = {}
+    for start in range(0, len(account_ids), 5000):
+        chunk = account_ids[start:start + 5000]
+        accounts.update({a.id: a for a in db.session.scalars(
+            select(Account).where(Account.id.in_(chunk)))})
+    bounded_deltas: dict[int, list[int]] = {}
+    system_totals: dict[int, int] = {}
+    for transfer in transfers:
+        for leg in transfer.legs:
+            account = accounts.get(leg.account_id)
+            if account is None:
+                raise LedgerError("ledger_invariant", f"account {leg.account_id} does not exist")
+            if account.district_id != transfer.district_id:
+                raise LedgerError("ledger_invariant", "a posting stays inside one district")
+            if account.bounded:
+                bounded_deltas.setdefault(account.id, []).append(leg.amount)
+            else:
+                system_totals[account.id] = system_totals.get(account.id, 0) + leg.amount
+    final = _move_many(accounts, bounded_deltas)
+    running = {i: final[i] - sum(bounded_deltas[i]) for i in bounded_deltas}
+    held = {i: accounts[i].held for i in bounded_deltas}
+    for account_id, total in sorted(system_totals.items()):
+        if total:
+            db.session.execute(
+                update(AccountShard)
+                .where(AccountShard.account_id == account_id,
+                       AccountShard.shard == random.randrange(SHARDS_PER_SYSTEM_ACCOUNT))
+                .values(balance=AccountShard.balance + total)
+            )
+    for account in accounts.values():
+        db.session.expire(account)
+
+    ids = _next_transaction_ids(len(transfers))
+    now = utcnow()
+    tx_rows: list[dict[str, Any]] = []
+    entry_rows: list[dict[str, Any]] = []
+    memo_rows: list[dict[str, Any]] = []
+    for tx_id, transfer in zip(ids, transfers, strict=True):
+        salt = secrets.token_hex(16)
+        header = _header(tx_id, transfer, salt, now)
+        entries = []
+        for leg in transfer.legs:
+            balance_after = None
+            if leg.account_id in running:
+                running[leg.account_id] += leg.amount
+                balance_after = running[leg.account_id]
+                if balance_after < held[leg.account_id]:
+                    raise InsufficientPoints(
+                        "insufficient_points",
+                        f"account {leg.account_id} would be overdrawn by transaction {tx_id}",
+                        needed=-leg.amount,
+                        available=balance_after - leg.amount - held[leg.account_id],
+                    )
+            entries.append((leg.account_id, leg.amount, balance_after))
+        tx_rows.append({**header, "content_hash": content_hash(header=header, entries=entries)})
+        entry_rows.extend(
+            {"transaction_id": tx_id, "account_id": account_id, "amount": amount,
+             "balance_after": balance_after, "community_id": transfer.community_id,
+             "district_id": transfer.district_id}
+            for account_id, amount, balance_after in entries
+        )
+        if header["memo_hash"]:
+            memo_rows.append({"transaction_id": tx_id, "salt": salt, "memo": transfer.memo,
+                              "evidence_ref": transfer.evidence_ref, "erased_at": None})
+    db.session.execute(LedgerTransaction.__table__.insert(), tx_rows)
+    db.session.execute(Entry.__table__.insert(), entry_rows)
+    if memo_rows:
+        db.session.execute(Memo.__table__.insert(), memo_rows)
+    return ids
+
+
+def _header(tx_id: int, transfer: Transfer, salt: str, now: Any) -> dict[str, Any]:
+    return {
+        "id": tx_id,
+        "kind": transfer.kind,
+        "community_id": transfer.community_id,
+        "district_id": transfer.district_id,
+        "rule_id": transfer.rule_id,
+        "rule_code": transfer.rule_code,
+        "rule_version": transfer.rule_version,
+        "category": transfer.category,
+        "quantity": transfer.quantity,
+        "reference_type": transfer.reference_type,
+        "reference_id": transfer.reference_id,
+        "subject_resident_id": transfer.subject_resident_id,
+        "actor_user_id": transfer.actor_user_id,
+        "reverses_id": transfer.reverses_id,
+        "shortfall": transfer.shortfall,
+        "memo_hash": memo_hash(salt=salt, memo=transfer.memo, evidence_ref=transfer.evidence_ref),
+        "created_at": now,
+    }
+
+
+def _next_transaction_ids(count: int) -> list[int]:
+    if db.engine.dialect.name == "postgresql":
+        return [
+            int(value)
+            for value in db.session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": count},
+            )
+        ]
+    first = int(db.session.scalar(select(func.max(LedgerTransaction.id))) or 0) + 1
+    return list(range(first, first + count))

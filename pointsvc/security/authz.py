@@ -175,6 +175,37 @@ def policy(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorate
 
 
+def policy_of(endpoint: str | None, method: str) -> str | None:
+    """The action a view method declared with @policy, or None if it declared none."""
+    from flask import current_app
+
+    view = current_app.view_functions.get(endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return getattr(view, "_policy", None)
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(view_class, "get", None)
+    return getattr(handler, "_policy", None)
+
+
+def enforce_policy_early() -> None:
+    """before_request: authenticate and check the role before the body is even read.
+
+    An anonymous caller then gets 401 (not a 422 describing the body) and a caller without
+    the role gets 403, whatever they sent. The view's own @policy repeats the check on the
+    cached principal; object scope is still checked by the view.
+    """
+    if request.url_rule is None or request.method == "OPTIONS":
+        return
+    action = policy_of(request.endpoint, request.method)
+    if action is None or action == PUBLIC:
+        return
+    principal = authenticate()
+    if action != AUTHENTICATED and not principal.may(action):
+        raise Forbidden("forbidden", f"requires one of: {sorted(ACTIONS[action])}")
+
+
 def require_scope(action: str, node_path: str) -> None:
     """403 not_in_scope unless the caller holds the action on an ancestor of this node."""
     principal = current_principal()

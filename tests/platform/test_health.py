@@ -25,13 +25,12 @@ def test_readyz_when_migrated(client):
 
 
 def _set_versions(app, versions) -> None:
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text("DELETE FROM alembic_version"))
-            for version in versions:
-                conn.execute(
-                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": version}
-                )
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        for version in versions:
+            conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": version}
+            )
 
 
 def test_readyz_is_503_when_migrations_are_not_at_head(app, client):

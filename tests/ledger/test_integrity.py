@@ -1,0 +1,172 @@
+"""Append-only tables, `flask ledger check`, `flask ledger verify` and the transparency log."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from pointsvc.extensions import db
+from pointsvc.ledger import merkle
+from pointsvc.ledger.checks import check_invariants, verify_ledger
+from pointsvc.ledger.seals import seal, seal_message
+from tests.factories import auth
+from tests.ledger.conftest import award
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_entries SET amount = amount + 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_transactions SET kind = 'adjustment'",
+        "DELETE FROM ledger_transactions",
+        "UPDATE audit_events SET action = 'x'",
+    ],
+)
+def test_append_only_tables_refuse_update_and_delete(app, client, world, statement):
+    award(client, app, world.organizer, world.resident, "garbage-sorting")
+    with app.app_context():
+        with pytest.raises(DatabaseError, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+        assert check_invariants() == []
+
+
+def _tamper(app, backend, sql):
+    """Alter a row behind the triggers' back, as an attacker with database access could."""
+    with app.app_context():
+        if backend == "postgresql":
+            db.session.execute(text("ALTER TABLE ledger_entries DISABLE TRIGGER USER"))
+            db.session.execute(text(sql))
+            db.session.execute(text("ALTER TABLE ledger_entries ENABLE TRIGGER USER"))
+        else:
+            db.session.execute(text("DROP TRIGGER ledger_entries_no_update"))
+            db.session.execute(text(sql))
+            db.session.execute(text(
+                "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+                "BEGIN SELECT RAISE(ABORT, 'append-only table ledger_entries: UPDATE refused'); "
+                "END"))
+        db.session.commit()
+
+
+def _restore(app, backend, sql):
+    _tamper(app, backend, sql)
+
+
+def test_verify_names_the_altered_transaction(app, client, world, backend):
+    first = award(client, app, world.organizer, world.resident, "garbage-sorting").get_json()
+    second = award(client, app, world.organizer, world.resident2, "garbage-sorting").get_json()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+    _tamper(app, backend, f"UPDATE ledger_entries SET amount = amount * 2 "
+                          f"WHERE transaction_id = {second['id']}")
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert f"transaction {second['id']}: content hash does not recompute" in result.output
+    assert f"transaction {first['id']}" not in result.output
+    check = runner.invoke(args=["ledger", "check"])
+    assert check.exit_code == 1
+    assert "bounded balance differs from its entries" in check.output
+    _restore(app, backend, f"UPDATE ledger_entries SET amount = amount / 2 "
+                           f"WHERE transaction_id = {second['id']}")
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_seals_chain_sign_and_prove_inclusion(app, client, world):
+    txs = [award(client, app, world.organizer, world.resident2, "volunteer-hour", 60
+                 ).get_json()["id"] for _ in range(3)]
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ledger", "seal"])
+    assert result.exit_code == 0 and "seal 1: tree size 3" in result.output
+    txs += [award(client, app, world.organizer, world.resident2, "volunteer-hour", 60
+                  ).get_json()["id"] for _ in range(4)]
+    with app.app_context():
+        second = seal()
+        assert second.seq == 2 and second.tree_size == 7
+        assert seal() is None  # nothing left to seal
+
+    seals = client.get("/api/v1/ledger/seals").get_json()["items"]
+    assert [s["seq"] for s in seals] == [2, 1]
+    assert seals[0]["previous_root_hash"] == seals[1]["root_hash"]
+    keys = client.get("/api/v1/keys").get_json()["keys"]
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(keys[0]["public_key"]))
+    from datetime import UTC, datetime, timedelta
+
+    for s in seals:
+        sealed_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=s["sealed_at_micros"])
+        public.verify(base64.b64decode(s["signature"]), seal_message(
+            seq=s["seq"], tree_size=s["tree_size"], root_hash=s["root_hash"],
+            previous_root_hash=s["previous_root_hash"], sealed_at=sealed_at))
+
+    # The resident asks for an inclusion proof of their transaction and checks it alone.
+    for tx_id in (txs[0], txs[5]):
+        proof = client.get(f"/api/v1/transactions/{tx_id}/proof",
+                           headers=auth(app, world.resident2_user))
+        assert proof.status_code == 200, proof.get_json()
+        p = proof.get_json()
+        tx = client.get(f"/api/v1/transactions/{tx_id}",
+                        headers=auth(app, world.resident2_user)).get_json()
+        assert p["content_hash"] == tx["content_hash"]
+        leaf = merkle.leaf_hash(bytes.fromhex(p["content_hash"]))
+        assert merkle.verify_inclusion(
+            index=p["leaf_index"], tree_size=p["tree_size"], leaf=leaf,
+            proof=[bytes.fromhex(h) for h in p["audit_path"]],
+            expected_root=bytes.fromhex(p["seal"]["root_hash"]))
+    # Someone else's resident may not fetch the proof.
+    assert client.get(f"/api/v1/transactions/{txs[0]}/proof",
+                      headers=auth(app, world.resident_user)).status_code == 403
+
+    c = client.get("/api/v1/ledger/consistency?from=1&to=2").get_json()
+    assert merkle.verify_consistency(
+        old_size=c["old"]["tree_size"], new_size=c["new"]["tree_size"],
+        old_root=bytes.fromhex(c["old"]["root_hash"]),
+        new_root=bytes.fromhex(c["new"]["root_hash"]),
+        proof=[bytes.fromhex(h) for h in c["proof"]])
+    with app.app_context():
+        assert verify_ledger() == []
+
+
+def test_unsealed_transaction_has_no_proof_yet(app, client, world):
+    tx = award(client, app, world.organizer, world.resident, "garbage-sorting").get_json()
+    r = client.get(f"/api/v1/transactions/{tx['id']}/proof", headers=auth(app, world.auditor))
+    assert r.status_code == 409 and r.get_json()["code"] == "not_sealed"
+    assert client.get("/api/v1/ledger/seals/99").status_code == 404
+    assert client.get("/api/v1/ledger/consistency?from=1").status_code == 422
+
+
+def test_forged_seal_is_detected(app, client, world, backend):
+    award(client, app, world.organizer, world.resident, "garbage-sorting")
+    with app.app_context():
+        seal()
+        if backend == "postgresql":
+            db.session.execute(text("ALTER TABLE ledger_seals DISABLE TRIGGER USER"))
+            db.session.execute(text("UPDATE ledger_seals SET root_hash = :r"), {"r": "ab" * 32})
+            db.session.execute(text("ALTER TABLE ledger_seals ENABLE TRIGGER USER"))
+        else:
+            db.session.execute(text("DROP TRIGGER ledger_seals_no_update"))
+            db.session.execute(text("UPDATE ledger_seals SET root_hash = :r"), {"r": "ab" * 32})
+        db.session.commit()
+        problems = verify_ledger()
+        assert problems and problems[0].startswith("seal 1:")
+        # Remove the forged seal so the after-test invariant check passes.
+        db.session.rollback()
+        _drop_seals(backend)
+
+
+def _drop_seals(backend):
+    if backend == "postgresql":
+        db.session.execute(text("ALTER TABLE ledger_seals DISABLE TRIGGER USER"))
+        db.session.execute(text("ALTER TABLE ledger_seal_leaves DISABLE TRIGGER USER"))
+    else:
+        db.session.execute(text("DROP TRIGGER IF EXISTS ledger_seal_leaves_no_delete"))
+        db.session.execute(text("DROP TRIGGER IF EXISTS ledger_seals_no_delete"))
+    db.session.execute(text("DELETE FROM ledger_seal_leaves"))
+    db.session.execute(text("DELETE FROM ledger_seals"))
+    if backend == "postgresql":
+        db.session.execute(text("ALTER TABLE ledger_seals ENABLE TRIGGER USER"))
+        db.session.execute(text("ALTER TABLE ledger_seal_leaves ENABLE TRIGGER USER"))
+    db.session.commit()
