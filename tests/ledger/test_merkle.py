@@ -23,7 +23,7 @@ def mth(leaves: list[bytes]) -> bytes:
     return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
 
 
-leaves_strategy = st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=70)
+leaves_strategy = st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=70, unique=True)
 
 
 @settings(max_examples=150, deadline=None)

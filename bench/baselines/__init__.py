@@ -1,0 +1,1 @@
+"""Bare baselines measured in the same run as the service."""
