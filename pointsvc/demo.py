@@ -103,9 +103,17 @@ def seed_demo() -> dict[str, Any] | None:
     }
     context.update(_seed_people(nodes, grids))
     db.session.commit()
-    for seeder in EXTRA_SEEDERS:
+    for seeder in _seeders():
         seeder(context)
     return context
+
+
+def _seeders() -> list[Callable[[dict[str, Any]], None]]:
+    """Every package's demo seeder (importing a package's demo module registers it)."""
+    from .ledger import demo as _ledger_demo  # noqa: F401
+    from .merchants import demo as _merchants_demo  # noqa: F401
+
+    return list(dict.fromkeys(EXTRA_SEEDERS))
 
 
 def _refuse_taken_logins() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -72,7 +73,9 @@ class Transfer:
     shortfall: int = 0
     memo: str | None = None
     evidence_ref: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Only data loading (the demo seed, imports of historical books) sets this; the API never
+    # does, so live postings are always stamped by the server clock.
+    created_at: datetime | None = None
 
 
 def _insert(table):  # type: ignore[no-untyped-def]
@@ -228,7 +231,8 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
         db.session.expire(account)
 
     salt = secrets.token_hex(16)
-    header = _header(_next_transaction_ids(1)[0], transfer, salt, utcnow())
+    header = _header(_next_transaction_ids(1)[0], transfer, salt,
+                     transfer.created_at or utcnow())
     entries = [(leg.account_id, leg.amount, balances_after[leg.account_id])
                for leg in transfer.legs]
     transaction = LedgerTransaction(**header, content_hash=content_hash(header=header,
@@ -386,7 +390,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     memo_rows: list[dict[str, Any]] = []
     for tx_id, transfer in zip(ids, transfers, strict=True):
         salt = secrets.token_hex(16)
-        header = _header(tx_id, transfer, salt, now)
+        header = _header(tx_id, transfer, salt, transfer.created_at or now)
         entries = []
         for leg in transfer.legs:
             balance_after = None
