@@ -170,3 +170,30 @@ def _drop_seals(backend):
         db.session.execute(text("ALTER TABLE ledger_seals ENABLE TRIGGER USER"))
         db.session.execute(text("ALTER TABLE ledger_seal_leaves ENABLE TRIGGER USER"))
     db.session.commit()
+
+
+def test_outsider_script_checks_a_proof(app, client, world, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    tx = award(client, app, world.organizer, world.resident, "garbage-sorting").get_json()
+    award(client, app, world.organizer, world.resident2, "garbage-sorting")
+    with app.app_context():
+        seal()
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(client.get("/api/v1/keys").get_json()))
+    proof_body = client.get(f"/api/v1/transactions/{tx['id']}/proof",
+                            headers=auth(app, world.auditor)).get_json()
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(proof_body))
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "verify_proof.py"
+    script = [str(tool), str(keys), str(proof)]
+    ok = subprocess.run([sys.executable, *script], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK:"), ok.stdout + ok.stderr
+    proof_body["content_hash"] = "00" + proof_body["content_hash"][2:]
+    proof.write_text(json.dumps(proof_body))
+    bad = subprocess.run([sys.executable, *script], capture_output=True, text=True)
+    assert bad.returncode == 1 and "FAIL" in bad.stdout
