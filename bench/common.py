@@ -437,3 +437,95 @@ def write_text(path: Path, text: str) -> None:
 
 def stringio() -> io.StringIO:
     return io.StringIO()
+
+
+# --- helpers shared by several benchmarks ---------------------------------------------------
+
+
+def alternate(pairs: list[tuple[str, Any]], rounds: int | None = None) -> dict[str, list[WrkResult]]:
+    """Run each (label, thunk -> WrkResult) in turn, `rounds` times, interleaved.
+
+    Interleaving (A B A B ...) spreads a busy neighbour on a shared machine over both sides
+    instead of letting it land on one; the summary takes each side's median round.
+    """
+    rounds = rounds or int(os.environ.get("BENCH_ROUNDS", "2"))
+    results: dict[str, list[WrkResult]] = {label: [] for label, _ in pairs}
+    for _ in range(rounds):
+        for label, thunk in pairs:
+            results[label].append(thunk())
+    return results
+
+
+def median_run(runs: list[WrkResult]) -> WrkResult:
+    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+
+
+def open_accounts(app, resident_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Open the residents' accounts and their communities' issuance accounts up front."""
+    from sqlalchemy import select
+
+    from pointsvc.extensions import db
+    from pointsvc.ledger.service import district_of, ensure_accounts, issuance_account
+    from pointsvc.people.models import Resident
+
+    with app.app_context():
+        owners: dict[int, list[tuple[int, int]]] = {}
+        districts: dict[int, int] = {}
+        for start in range(0, len(resident_ids), 5000):
+            for rid, cid in db.session.execute(
+                select(Resident.id, Resident.community_id)
+                .where(Resident.id.in_(resident_ids[start:start + 5000]))
+            ):
+                if cid not in districts:
+                    districts[cid] = district_of(community_id=cid)
+                    issuance_account(community_id=cid)
+                owners.setdefault(districts[cid], []).append((rid, cid))
+        for district, pairs in owners.items():
+            ensure_accounts(kind="resident", owners=pairs, district_id=district)
+        db.session.commit()
+
+
+def contiguous(ids: list[int]) -> tuple[int, int]:
+    """(first, last) of a run of ids that wrk scripts draw from; refuses gaps."""
+    if ids[-1] - ids[0] + 1 != len(ids):
+        raise RuntimeError("resident ids are not contiguous; seed into a fresh database")
+    return ids[0], ids[-1]
+
+
+def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type: ignore[no-untyped-def]
+               count: int = 300, json_body: Any = None) -> dict[str, float]:
+    """Time requests through the test client (the handler's own time, no HTTP, no queueing)
+    and count the SQL statements each one sends."""
+    from sqlalchemy import event
+
+    from pointsvc.extensions import db
+
+    client = app.test_client()
+    with app.app_context():
+        engine = db.engine
+    statements = {"n": 0}
+
+    def _count(*_args: Any) -> None:
+        statements["n"] += 1
+
+    event.listen(engine, "before_cursor_execute", _count)
+    timings = []
+    try:
+        for n in range(count):
+            body = json_body(n) if callable(json_body) else json_body
+            extra = {"Idempotency-Key": f"inproc-{time.time_ns()}-{n}"} if body else {}
+            started = time.perf_counter()
+            response = client.open(path, method=method, headers={**headers, **extra},
+                                   json=body)
+            timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code >= 300:
+                raise RuntimeError(f"{method} {path}: {response.status_code} {response.data!r}")
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+    timings.sort()
+    return {
+        "p50_ms": round(timings[len(timings) // 2], 2),
+        "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+        "mean_ms": round(sum(timings) / len(timings), 2),
+        "sql_statements_per_request": round(statements["n"] / count, 1),
+    }
