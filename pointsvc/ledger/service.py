@@ -458,3 +458,39 @@ def _next_transaction_ids(count: int) -> list[int]:
         ]
     first = int(db.session.scalar(select(func.max(LedgerTransaction.id))) or 0) + 1
     return list(range(first, first + count))
+
+
+def place_hold(*, account_id: int, amount: int) -> int:
+    """Reserve points on a bounded account (they stop being spendable); returns held total.
+
+    A hold is not a posting: no points move until it is captured through post(). The
+    guard `balance - held >= amount` makes two holds unable to reserve the same points.
+    """
+    if not isinstance(amount, int) or amount <= 0 or amount > MAX_AMOUNT:
+        raise LedgerError("ledger_invariant", "a hold is a positive integer")
+    held = db.session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.bounded.is_(True),
+               Account.balance - Account.held >= amount)
+        .values(held=Account.held + amount)
+        .returning(Account.held)
+    ).scalar()
+    if held is None:
+        spendable = db.session.scalar(
+            select(Account.balance - Account.held).where(Account.id == account_id)
+        )
+        raise InsufficientPoints("insufficient_points",
+                                 f"{spendable} spendable points, {amount} needed",
+                                 available=int(spendable or 0), needed=amount)
+    return int(held)
+
+
+def release_hold(*, account_id: int, amount: int) -> None:
+    """Give back reserved points (a void, an expiry, or just before a capture posts)."""
+    released = db.session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.held >= amount)
+        .values(held=Account.held - amount)
+    ).rowcount
+    if released != 1:
+        raise LedgerError("ledger_invariant", "releasing more than is held")
