@@ -228,6 +228,8 @@ def wrk(
         cmd += ["--", *script_args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    if len(pct) != 4 or "requests in" not in out:
+        raise RuntimeError(f"{label}: cannot read wrk's output:\n{out}")
     total = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
