@@ -8,6 +8,7 @@ transaction + 2 entries, one transaction). Target: ratio >= 0.5.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -18,7 +19,7 @@ NAME = "awards"
 
 def award_wrk(label: str, server: c.Server, path: str, ids: tuple[int, int], token: str,
               **kwargs) -> c.WrkResult:
-    tag = f"{label.replace(' ', '')}{time.time_ns()}"
+    tag = re.sub(r"[^A-Za-z0-9]", "", label)[:20] + str(time.time_ns())
     return c.wrk(label, server.url + path, script="award.lua",
                  script_args=[path, str(ids[0]), str(ids[1]), token, "garbage-sorting", tag],
                  **kwargs)

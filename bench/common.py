@@ -227,7 +227,7 @@ def wrk(
     if script_args:
         cmd += ["--", *script_args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     if len(pct) != 4 or "requests in" not in out:
         raise RuntimeError(f"{label}: cannot read wrk's output:\n{out}")
     total = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
