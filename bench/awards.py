@@ -22,7 +22,7 @@ def award_wrk(label: str, server: c.Server, path: str, ids: tuple[int, int], tok
     tag = re.sub(r"[^A-Za-z0-9]", "", label)[:20] + str(time.time_ns())
     return c.wrk(label, server.url + path, script="award.lua",
                  script_args=[path, str(ids[0]), str(ids[1]), token, "garbage-sorting", tag],
-                 **kwargs)
+                 server=server, **kwargs)
 
 
 def seed(app, url: str, *, communities: int, per_community: int):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -155,7 +156,8 @@ def gunicorn(
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited; see {log_path}:\n{log_path.read_text()[-3000:]}")
+                tail = log_path.read_text()[-3000:]
+                raise RuntimeError(f"{name} exited; see {log_path}:\n{tail}")
             try:
                 with urllib.request.urlopen(server.url + health, timeout=2) as response:
                     if response.status < 500:
@@ -211,12 +213,26 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def wrk(
     label: str, url: str, *, script: str | None = None, script_args: list[str] | None = None,
     headers: list[str] | None = None, duration: int = DURATION, connections: int = CONNECTIONS,
-    threads: int = THREADS,
+    threads: int = THREADS, server: Server | None = None,
 ) -> WrkResult:
-    """Run wrk with latency percentiles; refuse the figures if any response was not 2xx/3xx."""
+    """Run wrk with latency percentiles; refuse the figures if any response was not 2xx/3xx.
+
+    With `server`, also the CPU time its workers spent per request (less sensitive to a
+    busy neighbour on a shared machine than req/s)."""
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
            "--timeout", "10s"]
     for header in headers or []:
@@ -226,7 +242,10 @@ def wrk(
     cmd.append(url)
     if script_args:
         cmd += ["--", *script_args]
+    pids = worker_pids(server) if server else []
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu_used = cpu_seconds(pids) - cpu_before
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     if len(pct) != 4 or "requests in" not in out:
         raise RuntimeError(f"{label}: cannot read wrk's output:\n{out}")
@@ -243,8 +262,12 @@ def wrk(
         socket_errors=errors.group(1) if errors else "",
         command=shown,
     )
+    if server and result.requests:
+        result.extra["worker_cpu_ms_per_request"] = round(cpu_used * 1000 / result.requests, 2)
+    cpu = result.extra.get("worker_cpu_ms_per_request")
     log(f"{label}: {result.rps:,.0f} req/s  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms"
         f"  ({result.requests} requests, non-2xx {result.non_2xx}"
+        f"{f', cpu/req {cpu} ms' if cpu is not None else ''}"
         f"{', socket errors ' + result.socket_errors if result.socket_errors else ''})")
     if result.non_2xx:
         raise RuntimeError(f"{label}: {result.non_2xx} responses were not 2xx/3xx:\n{out}")
@@ -406,7 +429,7 @@ def profile_worker(server: Server, seconds: int, out: Path) -> Path | None:
     if not pids or not Path(spy).exists():
         return None
     subprocess.run([spy, "record", "-p", str(pids[0]), "-d", str(seconds), "-f", "raw",
-                    "-o", str(out), "--nonblocking"], capture_output=True)
+                    "-o", str(out), "--nonblocking", "--gil"], capture_output=True)
     return out if out.exists() else None
 
 
@@ -444,7 +467,9 @@ def stringio() -> io.StringIO:
 # --- helpers shared by several benchmarks ---------------------------------------------------
 
 
-def alternate(pairs: list[tuple[str, Any]], rounds: int | None = None) -> dict[str, list[WrkResult]]:
+def alternate(
+    pairs: list[tuple[str, Any]], rounds: int | None = None
+) -> dict[str, list[WrkResult]]:
     """Run each (label, thunk -> WrkResult) in turn, `rounds` times, interleaved.
 
     Interleaving (A B A B ...) spreads a busy neighbour on a shared machine over both sides
@@ -531,3 +556,52 @@ def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type:
         "mean_ms": round(sum(timings) / len(timings), 2),
         "sql_statements_per_request": round(statements["n"] / count, 1),
     }
+
+
+def http_json(method: str, url: str, *, token: str | None = None, body: Any = None,
+              data: bytes | None = None, content_type: str = "application/json",
+              headers: dict[str, str] | None = None, timeout: float = 600) -> tuple[int, Any]:
+    """One HTTP request with urllib; returns (status, parsed JSON body)."""
+    payload = data if data is not None else (
+        json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=payload, method=method)
+    if payload is not None:
+        request.add_header("Content-Type", content_type)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def cprofile_top(func, *, limit: int = 25, contains: str = "pointsvc") -> list[str]:  # type: ignore[no-untyped-def]
+    """Run func under cProfile; the top functions by cumulative time (filtered by path)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        func()
+    finally:
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = []
+    for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():
+        if contains in filename or contains in name:
+            rows.append((cumtime, tottime, calls, f"{Path(filename).name}:{line}({name})"))
+    rows.sort(reverse=True)
+    lines = [f"cum {cum * 1000:8.1f} ms  self {tot * 1000:7.1f} ms  calls {calls:6d}  {where}"
+             for cum, tot, calls, where in rows[:limit]]
+    lines.append("-- most self time, any code:")
+    by_self = sorted(
+        ((tot, calls, f"{Path(f).parent.name}/{Path(f).name}:{line}({name})")
+         for (f, line, name), (_cc, calls, tot, _cum, _callers) in stats.stats.items()),
+        reverse=True)
+    lines += [f"self {tot * 1000:8.1f} ms  calls {calls:7d}  {where}"
+              for tot, calls, where in by_self[:12]]
+    return lines

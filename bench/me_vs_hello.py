@@ -32,9 +32,9 @@ def main() -> dict:
         with c.gunicorn("hello", "bench.baselines.hello:app", env={}) as hello, \
                 c.gunicorn("pointsvc", "wsgi:app", env=c.app_env(url)) as server:
             runs = c.alternate([
-                ("hello", lambda: c.wrk("hello", hello.url + "/hello")),
+                ("hello", lambda: c.wrk("hello", hello.url + "/hello", server=hello)),
                 ("me", lambda: c.wrk("GET /api/v1/me", server.url + "/api/v1/me",
-                                     headers=[bearer])),
+                                     headers=[bearer], server=server)),
             ])
             base, me = c.median_run(runs["hello"]), c.median_run(runs["me"])
             ratio = me.rps / base.rps

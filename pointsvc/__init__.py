@@ -115,6 +115,9 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         api.register_blueprint(blp)
     api.register_blueprint(ledger_blp)
     api.register_blueprint(merchants_blp)
+    from .redemption.routes import blp as redemption_blp
+
+    api.register_blueprint(redemption_blp)
 
 
 def _strict_query_parsing() -> None:

@@ -32,6 +32,9 @@ def register_cli(app: Flask) -> None:
     from .ledger.cli import ledger_cli
 
     app.cli.add_command(ledger_cli)
+    from .redemption.cli import redemption_cli
+
+    app.cli.add_command(redemption_cli)
     from .demo import seed_command
     from .people.cli import create_admin_command, people_cli
 

@@ -145,6 +145,11 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         # `flask ledger seal` seals).
         "LEDGER_SEAL_SECONDS": _env_int("LEDGER_SEAL_SECONDS", 30),
         "LEDGER_SEAL_BATCH": _env_int("LEDGER_SEAL_BATCH", 1000),
+        # Redemption: holds expire after N minutes; refunds allowed N days after capture;
+        # a community without its own setting lets a resident spend N points a day.
+        "HOLD_MINUTES": _env_int("HOLD_MINUTES", 15),
+        "REFUND_DAYS": _env_int("REFUND_DAYS", 7),
+        "REDEMPTION_DAILY_LIMIT": _env_int("REDEMPTION_DAILY_LIMIT", 500),
     }
     secret_names = ("JWT_SECRET", "QR_MAC_KEY", "ED25519_PRIVATE_KEY", "SECRET_KEY")
     given = {name: overrides.pop(name, None) or _env(name) for name in secret_names}

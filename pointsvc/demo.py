@@ -41,8 +41,26 @@ EXTRA_SEEDERS: list[Callable[[dict[str, Any]], None]] = []
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = [
-    "秀英", "桂英", "志明", "建华", "海燕", "国强", "晓东", "丽娟", "子涵", "浩然",
-    "雨桐", "俊杰", "思远", "欣怡", "文博", "佳怡", "宇航", "梦琪", "嘉豪", "淑芬",
+    "秀英",
+    "桂英",
+    "志明",
+    "建华",
+    "海燕",
+    "国强",
+    "晓东",
+    "丽娟",
+    "子涵",
+    "浩然",
+    "雨桐",
+    "俊杰",
+    "思远",
+    "欣怡",
+    "文博",
+    "佳怡",
+    "宇航",
+    "梦琪",
+    "嘉豪",
+    "淑芬",
 ]
 _TREE = {
     "changhe": ("长河街道", "Changhe Street", "district"),
@@ -90,9 +108,7 @@ def seed_demo() -> dict[str, Any] | None:
     grids: dict[str, list[int]] = {}
     for community, names in _GRIDS.items():
         grids[community] = [
-            orgs.create_child(
-                parent_id=nodes[community].id, name_zh=zh, name_en=en, timezone=TZ
-            ).id
+            orgs.create_child(parent_id=nodes[community].id, name_zh=zh, name_en=en, timezone=TZ).id
             for zh, en in names
         ]
     context: dict[str, Any] = {
@@ -157,9 +173,7 @@ def _seed_people(nodes: dict[str, OrgNode], grids: dict[str, list[int]]) -> dict
         ids[f"{login}_user_id"] = user.id
     # The organizer lives in 春晓社区: the ledger stops them awarding their own family.
     db.session.add(
-        StaffHousehold(
-            user_id=ids["organizer_user_id"], household_id=households["chunxiao"][0].id
-        )
+        StaffHousehold(user_id=ids["organizer_user_id"], household_id=households["chunxiao"][0].id)
     )
 
     resident_hash = hash_password(RESIDENT_PASSWORD)

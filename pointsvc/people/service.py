@@ -465,9 +465,7 @@ def create_staff(
     return user
 
 
-def present_staff(
-    *, user: User, principal: Principal, scope_paths: list[str]
-) -> dict[str, Any]:
+def present_staff(*, user: User, principal: Principal, scope_paths: list[str]) -> dict[str, Any]:
     """A staff member with the grants inside the caller's scope; phone masked unless allowed."""
     rows = db.session.execute(
         select(RoleGrant, OrgNode.path)
@@ -636,6 +634,8 @@ def import_residents(
     if progress:
         progress(done, total)
     households_created = 0
+    # Core inserts, not ORM ones: both backends then send multi-row INSERTs (insertmanyvalues).
+    users = User.__table__
     try:
         household_ids, households_created = _households_for(plan.household_keys())
         for start in range(0, len(plan.new_rows), INSERT_CHUNK):
@@ -643,7 +643,7 @@ def import_residents(
             now = utcnow()
             user_ids = dict(
                 db.session.execute(
-                    insert(User).returning(User.phone, User.id),
+                    insert(users).returning(users.c.phone, users.c.id),
                     [
                         {
                             "username": None,
@@ -658,7 +658,7 @@ def import_residents(
                 ).all()
             )
             db.session.execute(
-                insert(Resident),
+                insert(Resident.__table__),
                 [
                     {
                         "user_id": user_ids[row.phone],
@@ -718,7 +718,7 @@ def _households_for(keys: set[tuple[int, str]]) -> tuple[dict[tuple[int, str], i
     if missing:
         now = utcnow()
         db.session.execute(
-            insert(Household),
+            insert(Household.__table__),
             [{"community_id": c, "label": label, "created_at": now} for c, label in missing],
         )
         known = load()

@@ -47,6 +47,11 @@ ACTIONS: dict[str, frozenset[str]] = {
     "awards.approve": frozenset({"admin", "organizer"}),
     "ledger.reverse": frozenset({"admin", "organizer"}),
     "ledger.policy": frozenset({"admin"}),
+    # Redemption: an operator takes payments for its own merchant (the service narrows it);
+    # offers and the merchant's code are managed by its operators or staff in scope.
+    "merchant.redeem": frozenset({"merchant_operator"}),
+    "offers.manage": frozenset({"admin", "organizer", "merchant_operator"}),
+    "merchants.settle": frozenset({"admin"}),
 }
 
 STAFF = frozenset({"admin", "organizer", "auditor"})
@@ -93,14 +98,22 @@ class Principal:
 
 
 def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
-    """Read the caller's grants and memberships (one round trip per table, all indexed)."""
+    """Read the caller's account, memberships and grants in two indexed queries."""
     from ..common import as_utc
     from ..orgs.models import OrgNode
     from ..people.models import MerchantOperator, Resident, RoleGrant, User
 
-    user = db.session.get(User, user_id)
-    if user is None or not user.is_active:
+    row = db.session.execute(
+        select(User, Resident.id, Resident.community_id, OrgNode.path, Resident.household_id,
+               MerchantOperator.merchant_id)
+        .outerjoin(Resident, Resident.user_id == User.id)
+        .outerjoin(OrgNode, OrgNode.id == Resident.community_id)
+        .outerjoin(MerchantOperator, MerchantOperator.user_id == User.id)
+        .where(User.id == user_id)
+    ).first()
+    if row is None or not row[0].is_active:
         raise Unauthorized("invalid_token", "the account no longer exists or is disabled")
+    user, resident_id, community_id, community_path, household_id, merchant_id = row
     changed = as_utc(user.password_changed_at)
     # A password change ends every session, access tokens included. `iat` has whole seconds,
     # so compare with the change's second (a token of that same second still passes).
@@ -114,19 +127,15 @@ def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
             .where(RoleGrant.user_id == user_id)
         )
     ]
-    principal = Principal(user_id=user_id, grants=grants)
-    resident = db.session.execute(
-        select(Resident.id, Resident.community_id, OrgNode.path, Resident.household_id)
-        .join(OrgNode, OrgNode.id == Resident.community_id)
-        .where(Resident.user_id == user_id)
-    ).first()
-    if resident:
-        principal.resident_id, principal.community_id = resident[0], resident[1]
-        principal.community_path, principal.household_id = resident[2], resident[3]
-    principal.merchant_id = db.session.scalar(
-        select(MerchantOperator.merchant_id).where(MerchantOperator.user_id == user_id)
+    return Principal(
+        user_id=user_id,
+        grants=grants,
+        resident_id=resident_id,
+        community_id=community_id,
+        community_path=community_path,
+        household_id=household_id,
+        merchant_id=merchant_id,
     )
-    return principal
 
 
 def authenticate() -> Principal:

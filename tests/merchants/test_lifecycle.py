@@ -149,3 +149,23 @@ def test_ensure_active_follows_suspension_and_reinstatement(app, client, staff):
     client.post(f"{URL}/{shop}/reinstate", json={}, headers=headers)
     with app.app_context():
         assert service.ensure_active(shop).status == "active"
+
+
+def test_racing_decisions_on_one_application_let_exactly_one_win(app, staff):
+    from concurrent.futures import ThreadPoolExecutor
+
+    shop = make_merchant(app, node_id=staff.tree.community_a, status="pending")
+    headers = auth(app, staff.organizer_a)
+    moves = [("approve", {}), ("reject", {"reason": "重复申请"})] * 4
+
+    def decide(move):  # type: ignore[no-untyped-def]
+        action, body = move
+        return app.test_client().post(f"{URL}/{shop}/{action}", json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(decide, moves))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] + [409] * 7, codes
+    winner = next(r.get_json() for r in responses if r.status_code == 200)
+    final = app.test_client().get(f"{URL}/{shop}", headers=auth(app, staff.admin)).get_json()
+    assert final["status"] == winner["status"] in ("active", "rejected")

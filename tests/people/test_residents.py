@@ -136,7 +136,9 @@ def test_missing_fields_are_named(app, client, world):
     ],
 )
 def test_unknown_or_foreign_ids_are_422(app, client, world, field, value_of):
-    r = client.post(URL, json=_body(world, **{field: value_of(world)}), headers=auth(app, world.admin))
+    r = client.post(
+        URL, json=_body(world, **{field: value_of(world)}), headers=auth(app, world.admin)
+    )
     assert r.status_code == 422, r.get_json()
     assert field in r.get_json()["errors"]
     assert _count_residents(app) == 0
@@ -270,7 +272,9 @@ def test_update_resident(app, client, world):
     assert (body["grid_id"], body["household_id"]) == (world.tree.grid_a, household)
     assert (body["is_minor"], body["privacy"]) == (True, "hidden")
 
-    r = client.patch(item, json={"grid_id": None, "household_id": None}, headers=auth(app, world.admin))
+    r = client.patch(
+        item, json={"grid_id": None, "household_id": None}, headers=auth(app, world.admin)
+    )
     assert (r.get_json()["grid_id"], r.get_json()["household_id"]) == (None, None)
 
 
@@ -294,7 +298,8 @@ def test_update_rejects_bad_input_and_changes_nothing(app, client, world):
 def test_resident_updates_own_profile_and_privacy(app, client, world):
     user_id, resident_id = make_resident(app, community_id=world.tree.community_a)
     r = client.patch(
-        "/api/v1/me", json={"display_name": "自己改名", "privacy": "hidden"},
+        "/api/v1/me",
+        json={"display_name": "自己改名", "privacy": "hidden"},
         headers=auth(app, user_id),
     )
     assert r.status_code == 200, r.get_json()

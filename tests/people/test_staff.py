@@ -88,22 +88,29 @@ def test_staff_validation(app, client, world):
 def test_grant_and_revoke(app, client, world):
     headers = auth(app, world.admin)
     url = f"{URL}/{world.organizer_a}/grants"
-    r = client.post(url, json={"role": "auditor", "org_node_id": world.tree.street}, headers=headers)
+    r = client.post(
+        url, json={"role": "auditor", "org_node_id": world.tree.street}, headers=headers
+    )
     assert r.status_code == 201, r.get_json()
     grant_id = r.get_json()["id"]
     me = client.get("/api/v1/me", headers=auth(app, world.organizer_a)).get_json()
     assert sorted(me["roles"]) == ["auditor", "organizer"]
 
-    r = client.post(url, json={"role": "auditor", "org_node_id": world.tree.street}, headers=headers)
+    r = client.post(
+        url, json={"role": "auditor", "org_node_id": world.tree.street}, headers=headers
+    )
     assert (r.status_code, r.get_json()["code"]) == (409, "duplicate_grant")
     r = client.post(
-        f"{URL}/999999/grants", json={"role": "auditor", "org_node_id": world.tree.street},
+        f"{URL}/999999/grants",
+        json={"role": "auditor", "org_node_id": world.tree.street},
         headers=headers,
     )
     assert r.status_code == 404
 
     # An organizer cannot revoke; an admin of a sibling subtree cannot either.
-    assert client.delete(f"{url}/{grant_id}", headers=auth(app, world.organizer_b)).status_code == 403
+    assert (
+        client.delete(f"{url}/{grant_id}", headers=auth(app, world.organizer_b)).status_code == 403
+    )
     community_admin = make_user(app, role="admin", node_id=world.tree.community_b)
     r = client.delete(f"{url}/{grant_id}", headers=auth(app, community_admin))
     assert (r.status_code, r.get_json()["code"]) == (403, "not_in_scope")
@@ -119,7 +126,9 @@ def test_grant_and_revoke(app, client, world):
 
 
 def test_staff_list_is_scoped_and_masks_phones(app, client, world):
-    make_user(app, role="organizer", node_id=world.tree.community_b, phone="13511112222", name="乙二")
+    make_user(
+        app, role="organizer", node_id=world.tree.community_b, phone="13511112222", name="乙二"
+    )
     other = make_tree(app)
     make_user(app, role="admin", node_id=other.district, name="外区管理员")
 

@@ -1,0 +1,1 @@
+"""Redemption: offers, pay codes, merchant codes, redemptions and holds, refunds, settlement."""
