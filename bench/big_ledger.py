@@ -182,6 +182,8 @@ def main() -> dict:
         inproc["issuance_statement"] = _timed_loop(app, paths["statement"], auth, rng, 1,
                                                    COMMUNITIES, count=200)
         c.log(f"in-process issuance statement: {inproc['issuance_statement']}")
+        sql_only = _sql_only(url, rng, lo, hi)
+        c.log(f"SQL alone (psycopg, the statement page's two queries): {sql_only}")
         runs = []
         server_side = {}
         with c.gunicorn("pointsvc", "wsgi:app", env=c.app_env(url)) as server:
@@ -205,6 +207,7 @@ def main() -> dict:
             "issuance_statement_inproc_p99_ms": inproc["issuance_statement"]["p99_ms"],
             "balance_wrk_rps": round(runs[0].rps), "balance_wrk_p99_ms": runs[0].p99_ms,
             "statement_wrk_rps": round(runs[1].rps), "statement_wrk_p99_ms": runs[1].p99_ms,
+            "statement_sql_only": sql_only,
             "server_histogram": server_side,
             "in_process": inproc,
             "target": "p99 <= 10 ms (server-side)",
@@ -212,6 +215,33 @@ def main() -> dict:
         }
         c.report(NAME, summary, runs)
         return summary
+
+
+def _sql_only(url: str, rng: random.Random, lo: int, hi: int, count: int = 1000) -> dict:
+    """The statement page's own SQL (page + counterparties) with psycopg: the database's share."""
+    import psycopg
+
+    timings = []
+    with psycopg.connect(c.psycopg_url(url), autocommit=True) as conn:
+        for _ in range(count):
+            account = rng.randint(lo, hi)
+            started = time.perf_counter()
+            rows = conn.execute(
+                "SELECT e.id, e.transaction_id, e.amount, e.balance_after, t.kind, t.created_at, "
+                "t.category, t.rule_code, t.rule_version, r.title_zh, m.memo "
+                "FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id "
+                "LEFT JOIN ledger_rules r ON r.id = t.rule_id "
+                "LEFT JOIN ledger_memos m ON m.transaction_id = t.id "
+                "WHERE e.account_id = %s ORDER BY e.id DESC LIMIT 51", (account,)).fetchall()
+            conn.execute(
+                "SELECT e.transaction_id, a.id, a.kind, a.owner_id FROM ledger_entries e "
+                "JOIN ledger_accounts a ON a.id = e.account_id "
+                "WHERE e.transaction_id = ANY(%s) AND e.account_id <> %s",
+                ([row[1] for row in rows], account)).fetchall()
+            timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {"p50_ms": round(timings[len(timings) // 2], 2),
+            "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 2)}
 
 
 def _timed_loop(app, template: str, auth: dict, rng: random.Random, lo: int, hi: int,  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
 """Import 10,000 residents from a CSV through POST /api/v1/residents/import. Target: <= 10 s.
 
-The file: 10,000 rows over 10 communities, one household per three residents, UTF-8,
+The file: 10,000 rows over 10 communities, three residents to a household, UTF-8,
 sent as text/csv by an organizer of the district. Three imports of fresh files (the first on
 an empty database). Baseline: the same users + residents written by COPY with psycopg.
 """
@@ -19,8 +19,11 @@ def csv_file(communities: list[int], batch: int) -> bytes:
     lines = ["name,phone,community_id,grid_id,household,is_minor"]
     for n in range(ROWS):
         phone = f"1{5 + batch}{n:09d}"
+        # Row n goes to community n % 10; its j-th resident there shares a household with
+        # the next two (three to a household, labels reused by later files).
+        j = n // len(communities)
         lines.append(f"居民{batch}-{n},{phone},{communities[n % len(communities)]},,"
-                     f"{n // 30}幢{n % 30 // 3}0{n % 3 + 1}室,{'是' if n % 17 == 0 else '否'}")
+                     f"{j // 30 + 1}幢{j // 3 % 10 + 1}01室,{'是' if n % 17 == 0 else '否'}")
     return ("\n".join(lines) + "\n").encode()
 
 

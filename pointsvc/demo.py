@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import or_, select
 
 from .extensions import db
@@ -128,6 +129,7 @@ def _seeders() -> list[Callable[[dict[str, Any]], None]]:
     """Every package's demo seeder (importing a package's demo module registers it)."""
     from .ledger import demo as _ledger_demo  # noqa: F401
     from .merchants import demo as _merchants_demo  # noqa: F401
+    from .redemption import demo as _redemption_demo  # noqa: F401  (after ledger, merchants)
 
     return list(dict.fromkeys(EXTRA_SEEDERS))
 
@@ -223,6 +225,7 @@ def logins_table() -> str:
 
 
 @click.command("seed")
+@with_appcontext
 def seed_command() -> None:
     """Seed the demo district 滨江区 (idempotent) and print the demo logins."""
     try:
@@ -240,5 +243,3 @@ def seed_command() -> None:
     click.echo("\nDemo logins (POST /api/v1/auth/token with username or phone):\n")
     click.echo(logins_table())
 
-
-from .merchants import demo as _merchant_demo  # noqa: E402,F401  (appends its seeder)

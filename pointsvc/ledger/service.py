@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,12 @@ from .models import (
 )
 
 MAX_AMOUNT = 10**12  # far above any real posting; keeps sums well inside 64 bits
+
+# Functions other packages register to keep derived data (leaderboard tallies, ...) in step
+# with the books: called inside the posting's database transaction with every posted
+# (header, entries) pair, where entries are (account_id, amount, balance_after).
+Posted = tuple[dict[str, Any], list[tuple[int, int, int | None]]]
+POSTING_HOOKS: list[Callable[[list[Posted]], None]] = []
 SYSTEM_KINDS = ("issuance", "expiry", "settlement")
 
 
@@ -260,7 +267,13 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
             )
         )
     db.session.flush()
+    _run_hooks([(header, entries)])
     return transaction
+
+
+def _run_hooks(posted: list[Posted]) -> None:
+    for hook in POSTING_HOOKS:
+        hook(posted)
 
 
 def ensure_accounts(
@@ -388,6 +401,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     tx_rows: list[dict[str, Any]] = []
     entry_rows: list[dict[str, Any]] = []
     memo_rows: list[dict[str, Any]] = []
+    posted: list[Posted] = []
     for tx_id, transfer in zip(ids, transfers, strict=True):
         salt = secrets.token_hex(16)
         header = _header(tx_id, transfer, salt, transfer.created_at or now)
@@ -406,6 +420,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
                     )
             entries.append((leg.account_id, leg.amount, balance_after))
         tx_rows.append({**header, "content_hash": content_hash(header=header, entries=entries)})
+        posted.append((header, entries))
         entry_rows.extend(
             {"transaction_id": tx_id, "account_id": account_id, "amount": amount,
              "balance_after": balance_after, "community_id": transfer.community_id,
@@ -419,6 +434,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     db.session.execute(Entry.__table__.insert(), entry_rows)
     if memo_rows:
         db.session.execute(Memo.__table__.insert(), memo_rows)
+    _run_hooks(posted)
     return ids
 
 

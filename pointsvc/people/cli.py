@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from ..errors import DomainError
 from ..security.passwords import MIN_PASSWORD_LENGTH
@@ -66,6 +66,7 @@ def import_command(file: Path, community_id: int | None, partial: bool) -> None:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.option("--username", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", "display_name", required=True, help="Display name.")

@@ -24,6 +24,7 @@ from ..security.authz import (
 from . import service
 from .schemas import (
     CaptureIn,
+    CodeFormatArgs,
     MerchantCodeOut,
     MyRedemptionArgs,
     OfferIn,
@@ -53,7 +54,7 @@ blp = Blueprint("redemption", __name__, url_prefix="/api/v1",
 
 IDEMPOTENCY_DOC = [{"in": "header", "name": "Idempotency-Key", "required": True,
                     "schema": {"type": "string", "maxLength": 128}}]
-IMAGE_DOC = {"200": {"description": "The QR code",
+IMAGE_DOC = {"200": {"description": "JSON, or the QR code with format=png or svg",
                      "content": {"image/png": {}, "image/svg+xml": {}}}}
 
 
@@ -183,24 +184,19 @@ class OfferItem(MethodView):
 
 @blp.route("/me/paycode")
 class MyPayCode(MethodView):
+    @blp.arguments(CodeFormatArgs, location="query")
     @blp.response(200, PayCodeOut)
-    @policy("resident.self")
-    def get(self):
-        """A new one-time pay code, valid 60 seconds; show it to the merchant's scanner."""
-        code = service.issue_paycode(resident_id=current_principal().resident_id, now=_now())
-        response = _json(200, code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-
-@blp.route("/me/paycode.<any(png, svg):extension>")
-class MyPayCodeImage(MethodView):
     @blp.doc(responses=IMAGE_DOC)
     @policy("resident.self")
-    def get(self, extension):
-        """A new one-time pay code as a QR image (the token is also in X-Pay-Code)."""
+    def get(self, args):
+        """A new one-time pay code, valid 60 s (format=png|svg: as a QR image, token in
+        X-Pay-Code); show it to the merchant's scanner."""
         code = service.issue_paycode(resident_id=current_principal().resident_id, now=_now())
-        response = _image(code["token"], extension, cache=False)
+        if args["format"] == "json":
+            response = _json(200, code)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        response = _image(code["token"], args["format"], cache=False)
         response.headers["X-Pay-Code"] = code["token"]
         response.headers["X-Pay-Code-Expires"] = code["expires_at"]
         return response
@@ -211,25 +207,19 @@ class MyPayCodeImage(MethodView):
 
 @blp.route("/merchants/<int:merchant_id>/code")
 class MerchantCode(MethodView):
+    @blp.arguments(CodeFormatArgs, location="query")
     @blp.response(200, MerchantCodeOut)
-    @policy("merchants.view")
-    def get(self, merchant_id):
-        """The merchant's printable code (token and link) for residents to scan and pay."""
-        require_owner_or_scope("merchants.read", _merchant_path(merchant_id),
-                               merchant_id=merchant_id)
-        return service.merchant_code(merchant_id=merchant_id)
-
-
-@blp.route("/merchants/<int:merchant_id>/code.<any(png, svg):extension>")
-class MerchantCodeImage(MethodView):
     @blp.doc(responses=IMAGE_DOC)
     @policy("merchants.view")
-    def get(self, merchant_id, extension):
-        """The merchant's code as a QR image of its link, for the sticker."""
+    def get(self, args, merchant_id):
+        """The merchant's printable code (token and link) for residents to scan and pay;
+        format=png|svg gives the QR image of the link for the sticker."""
         require_owner_or_scope("merchants.read", _merchant_path(merchant_id),
                                merchant_id=merchant_id)
-        return _image(service.merchant_code(merchant_id=merchant_id)["link"], extension,
-                      cache=True)
+        code = service.merchant_code(merchant_id=merchant_id)
+        if args["format"] == "json":
+            return code
+        return _image(code["link"], args["format"], cache=True)
 
 
 @blp.route("/merchants/<int:merchant_id>/code/reissue")

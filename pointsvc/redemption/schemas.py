@@ -96,6 +96,10 @@ class PayCodeOut(StrictSchema):
     valid_seconds = fields.Integer()
 
 
+class CodeFormatArgs(StrictSchema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "png", "svg"]))
+
+
 class MerchantCodeOut(StrictSchema):
     merchant_id = fields.Integer()
     version = fields.Integer()

@@ -92,6 +92,13 @@ def _timezone(node_id: int) -> str:
     )
 
 
+def _update(model: Any) -> Any:
+    """A conditional UPDATE whose row count decides; the session's copies are refreshed
+    explicitly where they are read again (evaluating the criteria in Python cannot compare
+    SQLite's naive times with aware ones)."""
+    return update(model).execution_options(synchronize_session=False)
+
+
 def _iso(value: datetime | None) -> str | None:
     """Times in JSON bodies are ISO 8601 strings, so a stored replay equals the first answer."""
     return None if value is None else as_utc(value).isoformat()
@@ -163,7 +170,7 @@ def _take(*, resident_id: int, counter: str, period: str, amount: int, limit: in
         .on_conflict_do_nothing()
     )
     moved = db.session.execute(
-        update(SpendCounter)
+        _update(SpendCounter)
         .where(SpendCounter.resident_id == resident_id, SpendCounter.counter == counter,
                SpendCounter.period == period, SpendCounter.amount + amount <= limit)
         .values(amount=SpendCounter.amount + amount)
@@ -183,7 +190,7 @@ def _give_back(*, resident_id: int, counter: str, period: str | None, amount: in
     if not period or amount <= 0:
         return
     db.session.execute(
-        update(SpendCounter)
+        _update(SpendCounter)
         .where(SpendCounter.resident_id == resident_id, SpendCounter.counter == counter,
                SpendCounter.period == period)
         .values(amount=func.max(SpendCounter.amount - amount, 0)
@@ -240,7 +247,7 @@ def consume_paycode(*, text: str, actor_user_id: int, now: datetime | None = Non
         db.session.rollback()
         raise code_failure("expired", f"a pay code is valid for {PAYCODE_SECONDS} seconds")
     used = db.session.execute(
-        update(PayCode)
+        _update(PayCode)
         .where(PayCode.nonce == nonce, PayCode.used_at.is_(None))
         .values(used_at=now, used_by_user_id=actor_user_id)
     ).rowcount
@@ -495,7 +502,7 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
         points = unit * quantity
         if offer.stock is not None:
             taken = db.session.execute(
-                update(Offer).where(Offer.id == offer.id, Offer.stock >= quantity)
+                _update(Offer).where(Offer.id == offer.id, Offer.stock >= quantity)
                 .values(stock=Offer.stock - quantity)
             ).rowcount
             if taken != 1:
@@ -567,7 +574,7 @@ def capture(*, redemption_id: int, points: int | None, actor_user_id: int,
         raise ValidationFailed(errors={"points": [
             f"At most the {redemption.points} held points."]})
     claimed = db.session.execute(
-        update(Redemption)
+        _update(Redemption)
         .where(Redemption.id == redemption_id, Redemption.status == "held",
                Redemption.hold_expires_at > now)
         .values(status="captured", captured_points=amount, captured_at=now, resolved_at=now)
@@ -592,7 +599,7 @@ def _unwind_hold(redemption: Redemption) -> None:
                period=redemption.spend_period, amount=redemption.points)
     if redemption.offer_id is not None and redemption.quantity:
         db.session.execute(
-            update(Offer).where(Offer.id == redemption.offer_id, Offer.stock.is_not(None))
+            _update(Offer).where(Offer.id == redemption.offer_id, Offer.stock.is_not(None))
             .values(stock=Offer.stock + redemption.quantity)
         )
         _give_back(resident_id=redemption.resident_id, counter=f"offer:{redemption.offer_id}",
@@ -604,7 +611,7 @@ def void(*, redemption_id: int, now: datetime | None = None) -> tuple[int, dict[
     now = clock(now)
     redemption = get_redemption(redemption_id=redemption_id)
     claimed = db.session.execute(
-        update(Redemption)
+        _update(Redemption)
         .where(Redemption.id == redemption_id, Redemption.status == "held")
         .values(status="voided", resolved_at=now)
     ).rowcount
@@ -631,7 +638,7 @@ def expire_holds(*, now: datetime | None = None, resident_id: int | None = None,
         ids = list(db.session.scalars(query.order_by(Redemption.id).limit(batch)))
         for hold_id in ids:
             claimed = db.session.execute(
-                update(Redemption)
+                _update(Redemption)
                 .where(Redemption.id == hold_id, Redemption.status == "held")
                 .values(status="expired", resolved_at=now)
             ).rowcount
@@ -655,7 +662,7 @@ def refund(*, redemption_id: int, points: int, reason: str, actor_user_id: int,
         raise Conflict("refund_window_closed",
                        f"refunds are accepted for {window.days} days after the payment")
     refunded = db.session.execute(
-        update(Redemption)
+        _update(Redemption)
         .where(Redemption.id == redemption_id, Redemption.status == "captured",
                Redemption.refunded_points + points <= Redemption.captured_points)
         .values(refunded_points=Redemption.refunded_points + points)
@@ -674,11 +681,11 @@ def refund(*, redemption_id: int, points: int, reason: str, actor_user_id: int,
             before, redemption.quantity or 0)
         if restocked > 0:
             db.session.execute(
-                update(Offer).where(Offer.id == redemption.offer_id, Offer.stock.is_not(None))
+                _update(Offer).where(Offer.id == redemption.offer_id, Offer.stock.is_not(None))
                 .values(stock=Offer.stock + restocked)
             )
             db.session.execute(
-                update(Redemption).where(Redemption.id == redemption_id)
+                _update(Redemption).where(Redemption.id == redemption_id)
                 .values(restocked=Redemption.restocked + restocked)
             )
             _give_back(resident_id=redemption.resident_id,
