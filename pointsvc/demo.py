@@ -242,4 +242,3 @@ def seed_command() -> None:
         )
     click.echo("\nDemo logins (POST /api/v1/auth/token with username or phone):\n")
     click.echo(logins_table())
-

@@ -142,7 +142,8 @@ def test_merchant_code_png_decodes_to_the_link(app, client, world):
                    headers=auth(app, world.shop_operator))
     assert r.mimetype == "image/png"
     assert decode_png(r.data) == [code["link"]]
-    r = client.get(f"/api/v1/merchants/{world.shop}/code?format=svg", headers=auth(app, world.admin))
+    r = client.get(f"/api/v1/merchants/{world.shop}/code?format=svg",
+                   headers=auth(app, world.admin))
     assert r.mimetype == "image/svg+xml"
     # another merchant's operator and staff elsewhere may not print it
     for user in (world.shop_b_operator, world.organizer_b):
