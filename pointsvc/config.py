@@ -125,6 +125,7 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "LOGIN_MAX_FAILURES": _env_int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _env_int("LOGIN_LOCK_SECONDS", 900),
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "20 per minute"),
+        "MERCHANT_APPLICATION_RATE_LIMIT": _env("MERCHANT_APPLICATION_RATE_LIMIT", "10 per hour"),
         "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", 2),
         "ARGON2_MEMORY_KIB": _env_int("ARGON2_MEMORY_KIB", 19456),
         "ARGON2_PARALLELISM": _env_int("ARGON2_PARALLELISM", 1),
