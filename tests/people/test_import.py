@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 
@@ -239,19 +238,17 @@ def test_body_over_the_byte_limit_is_413(app, client, world):
     assert (r.status_code, r.get_json()["code"]) == (413, "payload_too_large")
 
 
-def test_ten_thousand_rows_are_fast(app, client, world):
+def test_ten_thousand_rows_import_in_one_request(app, client, world):
+    # Correctness at volume; the speed target is measured in bench/, not in a timed test.
     grid = world.tree.grid_a
     rows = "".join(
         f"居民{n},15{n:09d},,{grid if n % 2 else ''},{n % 2500}号,{n % 7 == 0:d}\n"
         for n in range(10_000)
     )
     data = ("name,phone,community_id,grid_id,household,is_minor\n" + rows).encode()
-    started = time.perf_counter()
     r = _post(
         client, auth(app, world.admin), data, as_form=False, community_id=world.tree.community_a
     )
-    elapsed = time.perf_counter() - started
     assert r.status_code == 200, r.get_json()
     assert (r.get_json()["created"], r.get_json()["households_created"]) == (10_000, 2500)
     assert _counts(app)[1] == 10_000
-    assert elapsed < 10, f"10,000 rows took {elapsed:.1f} s"
