@@ -93,7 +93,7 @@ def main() -> dict:
         unsealed_s, unsealed_out = flask_command(url, "ledger", "verify")
         c.log(unsealed_out)
         seal_s, seal_out = flask_command(url, "ledger", "seal")
-        c.log(f"flask ledger seal: {seal_s:.1f} s ({seal_out.count('seal ')} seals)")
+        c.log(f"flask ledger seal: {seal_s:.1f} s; last line: {seal_out.splitlines()[-1]}")
         sealed_s, sealed_out = flask_command(url, "ledger", "verify")
         c.log(sealed_out)
         raw = raw_read(url)
@@ -116,6 +116,13 @@ def main() -> dict:
             "met": min(rate(unsealed_out), rate(sealed_out)) >= 100_000,
         }
         c.report(NAME, summary)
+        from pointsvc.ledger.checks import verify_ledger
+
+        with app.app_context():
+            hot = c.cprofile_top(verify_ledger, limit=12, contains="")
+        print("  in-process cProfile of verify_ledger():")
+        for line in hot:
+            print("   ", line)
         return summary
 
 

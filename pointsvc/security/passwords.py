@@ -27,7 +27,12 @@ def verify_password(password_hash: str, password: str) -> bool:
     """True when the password matches; never raises for a bad hash."""
     try:
         return _hasher().verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    except VerificationError:
+        return False
+    except InvalidHashError:
+        # An unusable marker ("!", imported residents) must cost what a real check costs,
+        # or timing would tell which phone numbers have accounts.
+        burn_time(password)
         return False
 
 
