@@ -214,6 +214,11 @@ def main() -> dict:
             "met": max(inproc["balance"]["p99_ms"], inproc["statement"]["p99_ms"]) <= 10,
         }
         c.report(NAME, summary, runs)
+        print("  in-process cProfile of 200 statement pages:")
+        for line in c.cprofile_top(
+                lambda: _timed_loop(app, paths["statement"], auth, rng, lo, hi, count=200),
+                limit=15, contains="pointsvc"):
+            print("   ", line)
         return summary
 
 

@@ -72,8 +72,10 @@ def check(keys: dict, proof: dict) -> list[str]:
 
 
 def main() -> int:
-    keys = json.load(open(sys.argv[1], encoding="utf-8"))
-    proof = json.load(open(sys.argv[2], encoding="utf-8"))
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        keys = json.load(handle)
+    with open(sys.argv[2], encoding="utf-8") as handle:
+        proof = json.load(handle)
     failures = check(keys, proof)
     for failure in failures:
         print("FAIL:", failure)
