@@ -100,51 +100,59 @@ def _transactions() -> Iterator[tuple[dict, list[tuple[int, int, int | None]], s
 
 
 def verify_ledger() -> list[str]:
-    """Recompute every content hash and every seal; name the first of each that fails."""
-    problems: list[str] = []
-    hashes: dict[int, str] = {}
+    """Recompute every content hash and every seal; name the first of each that fails.
+
+    Both passes stream in batches, so memory stays flat however large the books are.
+    """
     for header, entries, stored in _transactions():
         recomputed = content_hash(header=header, entries=entries)
-        hashes[header["id"]] = recomputed
         if not hmac.compare_digest(recomputed, stored):
-            problems.append(f"transaction {header['id']}: content hash does not recompute")
-            break
-    problems.extend(_verify_seals(hashes))
-    return problems
+            return [f"transaction {header['id']}: content hash does not recompute"]
+    return _verify_seals()
 
 
-def _verify_seals(hashes: dict[int, str]) -> list[str]:
-    seals = list(db.session.scalars(select(Seal).order_by(Seal.seq)))
-    if not seals:
-        return []
+def _leaves() -> Iterator[tuple[int, int, bytes, str]]:
+    """Every leaf with its transaction's (already verified) content hash, in leaf order."""
+    last = -1
+    while True:
+        rows = db.session.execute(
+            select(SealLeaf.leaf_index, SealLeaf.transaction_id, SealLeaf.leaf_hash,
+                   LedgerTransaction.content_hash)
+            .outerjoin(LedgerTransaction, LedgerTransaction.id == SealLeaf.transaction_id)
+            .where(SealLeaf.leaf_index > last)
+            .order_by(SealLeaf.leaf_index)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1][0]
+
+
+def _verify_seals() -> list[str]:
     frontier: merkle.Frontier = []
     size = 0
     previous_root = ZERO_ROOT
-    leaves = db.session.execute(
-        select(SealLeaf.leaf_index, SealLeaf.transaction_id, SealLeaf.leaf_hash)
-        .order_by(SealLeaf.leaf_index)
-    )
-    pending: list[bytes] = []
-    leaf_iter = iter(leaves)
-    for seal_row in seals:
+    leaf_iter = _leaves()
+    for seal_row in db.session.scalars(select(Seal).order_by(Seal.seq)):
         if seal_row.previous_root_hash != previous_root:
             return [f"seal {seal_row.seq}: does not chain to the previous seal"]
         if not verify_seal_signature(seal_row):
             return [f"seal {seal_row.seq}: signature does not verify"]
+        pending: list[bytes] = []
         while size + len(pending) < seal_row.tree_size:
             row = next(leaf_iter, None)
             if row is None:
                 return [f"seal {seal_row.seq}: leaves missing"]
-            index, tx_id, stored_leaf = row
+            index, tx_id, stored_leaf, content = row
             if index != size + len(pending):
                 return [f"seal {seal_row.seq}: leaf {index} out of order"]
-            expected = leaf_for(hashes[tx_id]) if tx_id in hashes else None
+            expected = leaf_for(content) if content else None
             if expected is None or bytes(stored_leaf) != expected:
                 return [f"seal {seal_row.seq}: leaf {index} (transaction {tx_id}) does not match"]
             pending.append(expected)
         frontier = merkle.extend(frontier, pending)
         size += len(pending)
-        pending = []
         if merkle.fold(frontier).hex() != seal_row.root_hash:
             return [f"seal {seal_row.seq}: root does not recompute"]
         previous_root = seal_row.root_hash
