@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import select, text
 
 from ..extensions import db
 from . import merkle
-from .hashing import HEADER_FIELDS, content_hash
+from .hashing import HEADER_FIELDS, canonical_values
 from .models import LedgerTransaction, Seal, SealLeaf
 from .seals import ZERO_ROOT, leaf_for, verify_seal_signature
 
@@ -70,7 +72,7 @@ def check_invariants() -> list[str]:
     return violations
 
 
-def _transactions() -> Iterator[tuple[dict, list[tuple[int, int, int | None]], str]]:
+def _transactions() -> Iterator[tuple[Any, list[tuple[int, int, int | None]], str]]:
     """Every transaction with its entries, streamed in id order in batches."""
     columns = [getattr(LedgerTransaction, name) for name in HEADER_FIELDS]
     last = 0
@@ -94,8 +96,7 @@ def _transactions() -> Iterator[tuple[dict, list[tuple[int, int, int | None]], s
         ):
             entries.setdefault(tx_id, []).append((account_id, amount, balance_after))
         for row in rows:
-            header = dict(zip(HEADER_FIELDS, row[:-1], strict=True))
-            yield header, entries.get(header["id"], []), row[-1]
+            yield row[:-1], entries.get(row[0], []), row[-1]
         last = high
 
 
@@ -104,10 +105,10 @@ def verify_ledger() -> list[str]:
 
     Both passes stream in batches, so memory stays flat however large the books are.
     """
-    for header, entries, stored in _transactions():
-        recomputed = content_hash(header=header, entries=entries)
+    for values, entries, stored in _transactions():
+        recomputed = hashlib.sha256(canonical_values(values, entries)).hexdigest()
         if not hmac.compare_digest(recomputed, stored):
-            return [f"transaction {header['id']}: content hash does not recompute"]
+            return [f"transaction {values[0]}: content hash does not recompute"]
     return _verify_seals()
 
 
