@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run every benchmark in turn (about 25 minutes on 2 cores; big_ledger seeds 10M entries).
+# Run every benchmark in turn (10-25 minutes on 2 cores; big_ledger seeds 10M entries).
 # Each prints its figures and keeps them in bench/results/<name>-<UTC time>.json.
 # Settings: BENCH_DURATION (s, default 15), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 # BENCH_WORKERS (gunicorn workers, 4), BENCH_ROUNDS (interleaved rounds, 2),
