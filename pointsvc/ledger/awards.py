@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..common import utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
 from ..extensions import client_address, db
-from ..orgs.models import OrgNode
+from ..orgs.service import node_facts
 from ..people.models import Resident, StaffHousehold
 from . import rules as rulebook
 from .models import (
@@ -59,7 +59,8 @@ def get_resident(*, resident_id: int) -> Resident:
 
 
 def community_path(*, community_id: int) -> str:
-    return db.session.scalar(select(OrgNode.path).where(OrgNode.id == community_id)) or "/"
+    facts = node_facts(node_id=community_id)
+    return facts.path if facts else "/"
 
 
 def record_event(
@@ -144,9 +145,8 @@ def set_approval_threshold(*, community_id: int, threshold: int, actor_user_id: 
 
 
 def _timezone(community_id: int) -> str:
-    return db.session.scalar(select(OrgNode.timezone).where(OrgNode.id == community_id)) or (
-        "Asia/Shanghai"
-    )
+    facts = node_facts(node_id=community_id)
+    return facts.timezone if facts else "Asia/Shanghai"
 
 
 def take_cap(*, resident_id: int, rule: Rule, points: int, timezone: str, clip: bool = False
@@ -461,7 +461,7 @@ def get_transaction(*, transaction_id: int) -> LedgerTransaction:
 
 def transaction_json(transaction: LedgerTransaction) -> dict[str, Any]:
     """The public shape of a transaction (ids and amounts; memo text is served separately)."""
-    entries = db.session.execute(
+    entries = getattr(transaction, "posted_entries", None) or db.session.execute(
         select(Entry.account_id, Entry.amount, Entry.balance_after, Account.kind,
                Account.owner_id)
         .join(Account, Account.id == Entry.account_id)

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from ..common import as_utc, utcnow
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
-from ..orgs.models import OrgNode
+from ..orgs.service import node_facts
 from .models import Rule
 
 EDITABLE = (
@@ -127,8 +127,8 @@ def is_active(rule: Rule, at: datetime | None = None) -> bool:
 
 def resolve(*, community_id: int, code: str) -> Rule:
     """The active rule with this code at a community, or 422 rule_not_found."""
-    path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == community_id))
-    for rule in effective_rules(node_path=path or "/"):
+    facts = node_facts(node_id=community_id)
+    for rule in effective_rules(node_path=facts.path if facts else "/"):
         if rule.code == code:
             if is_active(rule):
                 return rule

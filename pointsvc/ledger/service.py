@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..common import utcnow
 from ..errors import DomainError, NotFound
 from ..extensions import db
-from ..orgs.models import OrgNode
+from ..orgs.service import node_facts
 from .hashing import content_hash, memo_hash
 from .models import (
     SHARDS_PER_SYSTEM_ACCOUNT,
@@ -94,10 +94,10 @@ def _insert(table):  # type: ignore[no-untyped-def]
 
 def district_of(*, community_id: int) -> int:
     """The district at the root of a community's path."""
-    path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == community_id))
-    if path is None:
+    facts = node_facts(node_id=community_id)
+    if facts is None:
         raise NotFound("not_found", f"organisation node {community_id} does not exist")
-    return int(path.strip("/").split("/")[0])
+    return facts.district_id
 
 
 def ensure_account(
@@ -234,6 +234,7 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
                                                      leg.account_id))
     balances_after = {leg.account_id: _move(accounts[leg.account_id], leg.amount)
                       for leg in ordered}
+    kinds = {account.id: (account.kind, account.owner_id) for account in accounts.values()}
     for account in accounts.values():
         db.session.expire(account)
 
@@ -268,6 +269,11 @@ def post(*, transfer: Transfer) -> LedgerTransaction:
         )
     db.session.flush()
     _run_hooks([(header, entries)])
+    # What was just written, so callers can answer without reading it back.
+    transaction.posted_entries = [  # type: ignore[attr-defined]
+        (account_id, amount, balance_after, *kinds[account_id])
+        for account_id, amount, balance_after in entries
+    ]
     return transaction
 
 
@@ -280,20 +286,26 @@ def ensure_accounts(
     *, kind: str, owners: list[tuple[int, int]], district_id: int
 ) -> dict[int, int]:
     """Bulk form of ensure_account for (owner_id, community_id) pairs: owner id -> account id."""
-    if not owners:
-        return {}
+    found = _account_ids(kind, [owner for owner, _ in owners], district_id)
+    missing = [(owner, community) for owner, community in owners if owner not in found]
+    if not missing:
+        return found
     rows = [
         {"kind": kind, "owner_id": owner, "community_id": community, "district_id": district_id,
          "bounded": True, "balance": 0, "held": 0, "total_credited": 0, "total_debited": 0,
          "created_at": utcnow()}
-        for owner, community in owners
+        for owner, community in missing
     ]
-    for start in range(0, len(rows), 2000):
+    for start in range(0, len(rows), 1000):
         db.session.execute(
-            _insert(Account.__table__).values(rows[start:start + 2000]).on_conflict_do_nothing()
+            _insert(Account.__table__).values(rows[start:start + 1000]).on_conflict_do_nothing()
         )
+    found.update(_account_ids(kind, [owner for owner, _ in missing], district_id))
+    return found
+
+
+def _account_ids(kind: str, owner_ids: list[int], district_id: int) -> dict[int, int]:
     found: dict[int, int] = {}
-    owner_ids = [owner for owner, _ in owners]
     for start in range(0, len(owner_ids), 5000):
         chunk = owner_ids[start:start + 5000]
         found.update(
@@ -307,7 +319,7 @@ def ensure_accounts(
     return found
 
 
-def _move_many(accounts: dict[int, Account], deltas: dict[int, list[int]]) -> dict[int, int]:
+def _move_many(deltas: dict[int, list[int]]) -> dict[int, int]:
     """Apply aggregated deltas to bounded accounts; returns each account's final balance."""
     ids = sorted(deltas)
     totals = {account_id: sum(deltas[account_id]) for account_id in ids}
@@ -364,11 +376,12 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     for transfer in transfers:
         _validate(transfer)
     account_ids = sorted({leg.account_id for t in transfers for leg in t.legs})
-    accounts: dict[int, Account] = {}
+    accounts: dict[int, Any] = {}
     for start in range(0, len(account_ids), 5000):
         chunk = account_ids[start:start + 5000]
-        accounts.update({a.id: a for a in db.session.scalars(
-            select(Account).where(Account.id.in_(chunk)))})
+        accounts.update({row.id: row for row in db.session.execute(
+            select(Account.id, Account.bounded, Account.district_id, Account.held)
+            .where(Account.id.in_(chunk)))})
     bounded_deltas: dict[int, list[int]] = {}
     system_totals: dict[int, int] = {}
     for transfer in transfers:
@@ -382,7 +395,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
                 bounded_deltas.setdefault(account.id, []).append(leg.amount)
             else:
                 system_totals[account.id] = system_totals.get(account.id, 0) + leg.amount
-    final = _move_many(accounts, bounded_deltas)
+    final = _move_many(bounded_deltas)
     running = {i: final[i] - sum(bounded_deltas[i]) for i in bounded_deltas}
     held = {i: accounts[i].held for i in bounded_deltas}
     for account_id, total in sorted(system_totals.items()):
@@ -393,8 +406,9 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
                        AccountShard.shard == random.randrange(SHARDS_PER_SYSTEM_ACCOUNT))
                 .values(balance=AccountShard.balance + total)
             )
-    for account in accounts.values():
-        db.session.expire(account)
+    # Rows moved behind the ORM's back: any Account objects in the session are now stale.
+    db.session.flush()
+    db.session.expire_all()
 
     ids = _next_transaction_ids(len(transfers))
     now = utcnow()

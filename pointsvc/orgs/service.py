@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -54,12 +56,14 @@ def _insert(
         raise Conflict("conflict", "a sibling node already has this name") from exc
     node.path = f"{parent.path if parent else '/'}{node.id}/"
     db.session.commit()
+    _forget_nodes()
     return node
 
 
 def update_node(*, node_id: int, changes: dict) -> OrgNode:
     """Rename a node or change its time zone."""
     node = get_node(node_id=node_id)
+    _forget_nodes()
     for key, value in changes.items():
         setattr(node, key, value)
     try:
@@ -105,6 +109,7 @@ def move_node(*, node_id: int, new_parent_id: int) -> OrgNode:
             errors={"parent_id": [f"A {node.level} must sit under a {PARENT_LEVEL[node.level]}."]}
         )
     _require_empty(node_id)
+    _forget_nodes()
     node.parent_id = parent.id
     node.path = f"{parent.path}{node.id}/"
     try:
@@ -119,6 +124,7 @@ def delete_node(*, node_id: int) -> None:
     """Delete an empty node."""
     node = get_node(node_id=node_id)
     _require_empty(node_id)
+    _forget_nodes()
     db.session.delete(node)
     db.session.commit()
 
@@ -151,3 +157,34 @@ def list_nodes(
     return page_of(rows, limit=limit, key=lambda node: [node.id])
 
 
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    path: str
+    timezone: str
+    level: str
+
+    @property
+    def district_id(self) -> int:
+        return int(self.path.strip("/").split("/")[0])
+
+
+def node_facts(*, node_id: int) -> NodeFacts | None:
+    """Path, time zone and level of a node, read once per database session.
+
+    Hot paths (every award, every scope check) ask for the same few nodes many times per
+    request; the cache lives in the session, so it ends with the request and is dropped
+    whenever this module changes a node.
+    """
+    cache: dict[int, NodeFacts | None] = db.session.info.setdefault("node_facts", {})
+    if node_id not in cache:
+        row = db.session.execute(
+            select(OrgNode.path, OrgNode.timezone, OrgNode.level).where(OrgNode.id == node_id)
+        ).first()
+        cache[node_id] = NodeFacts(*row) if row else None
+    return cache[node_id]
+
+
+def _forget_nodes() -> None:
+    db.session.info.pop("node_facts", None)

@@ -223,14 +223,13 @@ def require_scope(action: str, node_path: str) -> None:
 
 
 def node_path_of(node_id: int) -> str:
-    from ..orgs.models import OrgNode
+    from ..errors import NotFound
+    from ..orgs.service import node_facts
 
-    path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == node_id))
-    if path is None:
-        from ..errors import NotFound
-
+    facts = node_facts(node_id=node_id)
+    if facts is None:
         raise NotFound("not_found", f"organisation node {node_id} does not exist")
-    return path
+    return facts.path
 
 
 def require_owner_or_scope(
