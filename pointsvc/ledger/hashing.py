@@ -19,8 +19,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _micros(value: datetime) -> int:
+def _micros(value: datetime | str) -> int:
     """Exact integer microseconds since the epoch (stored times are UTC)."""
+    if isinstance(value, str):  # SQLite's driver hands back the stored text
+        value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MICROSECOND
