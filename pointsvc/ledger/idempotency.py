@@ -16,8 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import request
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 
 from ..common import utcnow
 from ..errors import Conflict, DomainError
@@ -80,37 +79,39 @@ def run_once(
 ) -> tuple[Replay, bool]:
     """Run work() at most once per (scope, key); returns (status+body, replayed?).
 
-    work() does its writes without committing and returns (status, JSON-able body); the
-    key row, the work and the stored response commit together.
+    The key row is claimed first with INSERT … ON CONFLICT DO NOTHING: a concurrent request
+    with the same key waits for the first to finish and then finds its answer. work() does
+    its writes without committing and returns (status, JSON-able body); the key row, the
+    work and the stored response commit together.
     """
-    found = _stored(scope, key)
-    if found is not None:
-        db.session.rollback()
-        return _replay(found, fingerprint), True
-    record = IdempotencyKey(
-        scope=scope,
-        key=key,
-        request_hash=fingerprint,
-        status_code=PENDING,
-        response_body="null",
-        created_at=utcnow(),
-    )
-    db.session.add(record)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        found = _stored(scope, key)
-        if found is None:  # pragma: no cover - the winner rolled back; let the client retry
-            raise Conflict("idempotency_in_progress", "retry the request") from None
-        return _replay(found, fingerprint), True
+    from .service import _insert
+
+    claimed = db.session.execute(
+        _insert(IdempotencyKey.__table__)
+        .values(scope=scope, key=key, request_hash=fingerprint, status_code=PENDING,
+                response_body="null", created_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.id)
+    ).scalar()
+    if claimed is None:
+        try:
+            found = _stored(scope, key)
+            if found is None:  # pragma: no cover - the winner rolled back; the client retries
+                raise Conflict("idempotency_in_progress", "retry the request")
+            return _replay(found, fingerprint), True
+        finally:
+            db.session.rollback()
     try:
         status, body = work()
     except BaseException:
         db.session.rollback()
         raise
-    record.status_code = status
-    record.response_body = json.dumps(body, ensure_ascii=False, default=str)
+    db.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == claimed)
+        .values(status_code=status,
+                response_body=json.dumps(body, ensure_ascii=False, default=str))
+    )
     db.session.commit()
     return Replay(status, body), False
 
