@@ -9,6 +9,7 @@ from flask import Flask, current_app, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from . import errors, observability
 from .config import build_config
@@ -21,6 +22,14 @@ MIGRATIONS_DIR = os.path.join(
 # Endpoints that take something other than JSON, or a body larger than the default 1 MiB.
 # endpoint name -> (accepted media types, config key of the size limit)
 UPLOAD_ENDPOINTS: dict[str, tuple[frozenset[str], str]] = {}
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:…>` path segments stop at the largest BIGINT."""
+
+    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 class PointsApi(Api):
@@ -73,6 +82,8 @@ def create_app(
     limiter.init_app(app)
     _tune_sqlite(app)
 
+    # Path ids beyond BIGINT are unknown ids (404), never an overflow deep in the driver.
+    app.url_map.converters["int"] = BoundedIntConverter
     api = PointsApi(
         app,
         spec_kwargs={

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response, current_app, json, request
+from flask import Flask, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from .observability import current_request_id
@@ -290,7 +290,22 @@ def handle_unexpected(error: Exception) -> Response:
     return problem_response(status=500, code="internal_error")
 
 
+def handle_out_of_range(error: Exception) -> Response:
+    """A number the database cannot hold is the caller's mistake: 422, not a 500."""
+    from .extensions import db
+
+    db.session.rollback()
+    log.info("out-of-range value request_id=%s: %s", getattr(g, "request_id", None),
+             type(error).__name__)
+    return problem_response(status=422, code="validation_failed",
+                            detail="a number in the request is out of range")
+
+
 def register_error_handlers(app: Flask) -> None:
+    from sqlalchemy.exc import DataError
+
+    app.register_error_handler(OverflowError, handle_out_of_range)
+    app.register_error_handler(DataError, handle_out_of_range)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
