@@ -123,3 +123,35 @@ def purge_expired() -> int:
     )
     db.session.commit()
     return int(result.rowcount or 0)
+
+
+def respond_once(
+    *,
+    scope: str,
+    fingerprint_body: Any,
+    work: Callable[[], tuple[int, Any]],
+    before: Callable[[], None] | None = None,
+):  # type: ignore[no-untyped-def]
+    """The HTTP side of run_once: read the key, run at most once, answer (or replay) as JSON.
+
+    `before` runs and commits first unless this key already has a stored answer (the pay
+    code is spent that way, so a replay returns the receipt instead of `already_used`).
+    """
+    from flask import jsonify, make_response
+
+    key = key_from_request()
+    if before is not None:
+        already_answered = _stored(scope, key) is not None
+        db.session.rollback()
+        if not already_answered:
+            before()
+    result, replayed = run_once(
+        scope=scope,
+        key=key,
+        fingerprint=request_fingerprint(route=request.path, body=fingerprint_body),
+        work=work,
+    )
+    response = make_response(jsonify(result.body), result.status)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, make_response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -62,23 +61,10 @@ blp = Blueprint("ledger", __name__, url_prefix="/api/v1", description="Points le
 UPLOAD_ENDPOINTS["ledger.BulkAwards"] = (frozenset({"application/json"}), "BULK_MAX_BYTES")
 
 
-def _json(status: int, body: Any, *, replayed: bool = False):  # type: ignore[no-untyped-def]
-    response = make_response(jsonify(body), status)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
 def _once(fingerprint_body: Any, work) -> Any:  # type: ignore[no-untyped-def]
     """Run a points-moving request at most once per caller and Idempotency-Key."""
-    key = idempotency.key_from_request()
-    result, replayed = idempotency.run_once(
-        scope=f"user:{current_principal().user_id}",
-        key=key,
-        fingerprint=idempotency.request_fingerprint(route=request.path, body=fingerprint_body),
-        work=work,
-    )
-    return _json(result.status, result.body, replayed=replayed)
+    return idempotency.respond_once(scope=f"user:{current_principal().user_id}",
+                                    fingerprint_body=fingerprint_body, work=work)
 
 
 # --- rules -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, jsonify, make_response, request
+from flask import current_app, jsonify, make_response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -77,16 +77,8 @@ def _once(fingerprint_body: Any, work, *, first=None):  # type: ignore[no-untype
     `first` runs (and commits) before the work unless the key was already used: it spends
     the pay code, so a replay answers with the stored receipt instead of `already_used`.
     """
-    key = idempotency.key_from_request()
-    scope = f"user:{current_principal().user_id}"
-    if first is not None and not service.stored_response_exists(scope=scope, key=key):
-        first()
-    result, replayed = idempotency.run_once(
-        scope=scope, key=key,
-        fingerprint=idempotency.request_fingerprint(route=request.path, body=fingerprint_body),
-        work=work,
-    )
-    return _json(result.status, result.body, replayed=replayed)
+    return idempotency.respond_once(scope=f"user:{current_principal().user_id}",
+                                    fingerprint_body=fingerprint_body, work=work, before=first)
 
 
 def _image(text: str, extension: str, *, cache: bool):  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ from ..common import as_utc, decode_id_cursor, mask_name, page_of, utcnow
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
 from ..ledger.awards import record_event
-from ..ledger.models import Account, Entry, IdempotencyKey, LedgerTransaction
+from ..ledger.models import Account, Entry, LedgerTransaction
 from ..ledger.rules import period_keys
 from ..ledger.service import (
     InsufficientPoints,
@@ -925,10 +925,3 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def stored_response_exists(*, scope: str, key: str) -> bool:
-    """Whether this caller already used this Idempotency-Key (so the request is a replay)."""
-    found = db.session.scalar(
-        select(IdempotencyKey.id).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-    )
-    db.session.rollback()
-    return found is not None
