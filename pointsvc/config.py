@@ -121,6 +121,9 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "JWT_ISSUER": _env("JWT_ISSUER", "pointsvc"),
         "JWT_AUDIENCE": _env("JWT_AUDIENCE", "pointsvc-api"),
         "ACCESS_TOKEN_SECONDS": _env_int("ACCESS_TOKEN_SECONDS", 600),
+        # How long a worker may reuse a caller's loaded roles and memberships. Changes made
+        # through this worker apply at once; other workers see them within this bound.
+        "PRINCIPAL_CACHE_SECONDS": _env_int("PRINCIPAL_CACHE_SECONDS", 5),
         "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
         "LOGIN_MAX_FAILURES": _env_int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_SECONDS": _env_int("LOGIN_LOCK_SECONDS", 900),
@@ -151,6 +154,18 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "HOLD_MINUTES": _env_int("HOLD_MINUTES", 15),
         "REFUND_DAYS": _env_int("REFUND_DAYS", 7),
         "REDEMPTION_DAILY_LIMIT": _env_int("REDEMPTION_DAILY_LIMIT", 500),
+        # Events (pointsvc/events, docs/events.md): residents still inside at close are
+        # checked out by EVENT_CLOSE_POLICY (credit_to_end | no_credit) unless the event sets
+        # its own; check-in opens N minutes early, check-out stays open N minutes late.
+        "EVENT_CLOSE_POLICY": _env("EVENT_CLOSE_POLICY", "credit_to_end"),
+        "EVENT_CREDIT_GRANULARITY_MINUTES": _env_int("EVENT_CREDIT_GRANULARITY_MINUTES", 15),
+        "EVENT_CHECKIN_EARLY_MINUTES": _env_int("EVENT_CHECKIN_EARLY_MINUTES", 30),
+        "EVENT_CHECKOUT_GRACE_MINUTES": _env_int("EVENT_CHECKOUT_GRACE_MINUTES", 60),
+        "EVENT_SCANS_PER_MINUTE": _env_int("EVENT_SCANS_PER_MINUTE", 10),
+        "EVENT_OFFLINE_MAX_HOURS": _env_int("EVENT_OFFLINE_MAX_HOURS", 24),
+        "EVENT_CLOCK_SKEW_SECONDS": _env_int("EVENT_CLOCK_SKEW_SECONDS", 120),
+        "EVENT_GEOFENCE_SLACK_METERS": _env_int("EVENT_GEOFENCE_SLACK_METERS", 30),
+        "EVENT_KIOSK_LINK_HOURS": _env_int("EVENT_KIOSK_LINK_HOURS", 24),
     }
     secret_names = ("JWT_SECRET", "QR_MAC_KEY", "ED25519_PRIVATE_KEY", "SECRET_KEY")
     given = {name: overrides.pop(name, None) or _env(name) for name in secret_names}

@@ -8,13 +8,15 @@ objects it touches. Nothing else in the code base checks roles.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import g, request
-from sqlalchemy import select
+from flask import current_app, g, has_app_context, request
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import db
@@ -52,9 +54,16 @@ ACTIONS: dict[str, frozenset[str]] = {
     "merchant.redeem": frozenset({"merchant_operator"}),
     "offers.manage": frozenset({"admin", "organizer", "merchant_operator"}),
     "merchants.settle": frozenset({"admin"}),
+    # Events: staff in scope organise, scan cards, close and approve; auditors read.
+    "events.read": frozenset({"admin", "organizer", "auditor"}),
+    "events.manage": frozenset({"admin", "organizer"}),
+    "events.scan": frozenset({"admin", "organizer"}),
+    "events.approve": frozenset({"admin", "organizer"}),
 }
 
 STAFF = frozenset({"admin", "organizer", "auditor"})
+PRINCIPAL_CACHE = "pointsvc.principals"
+PRINCIPAL_CACHE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -98,27 +107,43 @@ class Principal:
 
 
 def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
-    """Read the caller's account, memberships and grants in two indexed queries."""
+    """The caller's account, memberships and grants (from the worker's cache when fresh)."""
+    cache = _principal_cache()
+    entry = cache.get(user_id) if cache is not None else None
+    if entry is None or entry[0] < time.monotonic():
+        principal, changed_at = _read_principal(user_id)
+        entry = (time.monotonic() + current_app.config["PRINCIPAL_CACHE_SECONDS"], principal,
+                 changed_at)
+        if cache is not None:
+            if len(cache) >= PRINCIPAL_CACHE_LIMIT:
+                cache.clear()
+            cache[user_id] = entry
+    _, principal, changed_at = entry
+    # A password change ends every session, access tokens included. `iat` has whole seconds,
+    # so compare with the change's second (a token of that same second still passes).
+    if issued_at is not None and changed_at is not None and issued_at < changed_at:
+        raise Unauthorized("invalid_token", "the password changed after this token was issued")
+    return principal
+
+
+def _read_principal(user_id: int) -> tuple[Principal, int | None]:
+    """Read the account, memberships and grants in two indexed queries."""
     from ..common import as_utc
     from ..orgs.models import OrgNode
     from ..people.models import MerchantOperator, Resident, RoleGrant, User
 
     row = db.session.execute(
-        select(User, Resident.id, Resident.community_id, OrgNode.path, Resident.household_id,
-               MerchantOperator.merchant_id)
+        select(User.is_active, User.password_changed_at, Resident.id, Resident.community_id,
+               OrgNode.path, Resident.household_id, MerchantOperator.merchant_id)
         .outerjoin(Resident, Resident.user_id == User.id)
         .outerjoin(OrgNode, OrgNode.id == Resident.community_id)
         .outerjoin(MerchantOperator, MerchantOperator.user_id == User.id)
         .where(User.id == user_id)
     ).first()
-    if row is None or not row[0].is_active:
+    if row is None or not row[0]:
         raise Unauthorized("invalid_token", "the account no longer exists or is disabled")
-    user, resident_id, community_id, community_path, household_id, merchant_id = row
-    changed = as_utc(user.password_changed_at)
-    # A password change ends every session, access tokens included. `iat` has whole seconds,
-    # so compare with the change's second (a token of that same second still passes).
-    if issued_at is not None and changed is not None and issued_at < int(changed.timestamp()):
-        raise Unauthorized("invalid_token", "the password changed after this token was issued")
+    _, changed, resident_id, community_id, community_path, household_id, merchant_id = row
+    changed = as_utc(changed)
     grants = [
         Grant(role, node_id, path)
         for role, node_id, path in db.session.execute(
@@ -127,7 +152,7 @@ def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
             .where(RoleGrant.user_id == user_id)
         )
     ]
-    return Principal(
+    principal = Principal(
         user_id=user_id,
         grants=grants,
         resident_id=resident_id,
@@ -136,6 +161,48 @@ def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
         household_id=household_id,
         merchant_id=merchant_id,
     )
+    return principal, int(changed.timestamp()) if changed is not None else None
+
+
+def _principal_cache() -> dict[int, tuple[float, Principal, int | None]] | None:
+    if current_app.config["PRINCIPAL_CACHE_SECONDS"] <= 0:
+        return None
+    return current_app.extensions.setdefault(PRINCIPAL_CACHE, {})
+
+
+def forget_principals() -> None:
+    """Drop this worker's cached principals (after a change to who someone is)."""
+    current_app.extensions.pop(PRINCIPAL_CACHE, None)
+
+
+def _note_identity_changes(session: Session, _flush_context: Any) -> None:
+    touched = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(obj, _identity_models()) for obj in touched):
+        session.info["identity_changed"] = True
+
+
+def _forget_after_commit(session: Session) -> None:
+    if session.info.pop("identity_changed", False) and has_app_context():
+        forget_principals()
+
+
+def _forget_flag_on_rollback(session: Session, _previous: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop("identity_changed", None)
+
+
+def _identity_models() -> tuple[type, ...]:
+    from ..orgs.models import OrgNode
+    from ..people.models import MerchantOperator, Resident, RoleGrant, User
+
+    return (User, Resident, RoleGrant, MerchantOperator, OrgNode)
+
+
+# Any committed ORM change to accounts, memberships, grants or the org tree (whose paths
+# the grants carry) empties this worker's cache, so such changes apply here at once.
+event.listen(Session, "after_flush", _note_identity_changes)
+event.listen(Session, "after_commit", _forget_after_commit)
+event.listen(Session, "after_soft_rollback", _forget_flag_on_rollback)
 
 
 def authenticate() -> Principal:
