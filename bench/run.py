@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("me_vs_hello", "import_10k", "awards", "hot_issuance", "bulk_10k",
-              "big_ledger", "verify_rate")
+              "big_ledger", "verify_rate", "redemption")
 
 
 def main(argv: list[str]) -> int:

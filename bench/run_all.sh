@@ -7,7 +7,7 @@
 set -e
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
-for name in me_vs_hello import_10k awards hot_issuance bulk_10k verify_rate big_ledger; do
+for name in me_vs_hello import_10k awards hot_issuance bulk_10k verify_rate big_ledger redemption; do
     echo "=== $name ==="
     "$PYTHON" -m bench.run "$name"
 done
