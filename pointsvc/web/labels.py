@@ -1,0 +1,31 @@
+"""Words for the service's enumerations (ledger kinds, redemption statuses)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+KINDS = {
+    "award": _l("Award"),
+    "deduction": _l("Deduction"),
+    "redemption": _l("Spent"),
+    "refund": _l("Refund"),
+    "reversal": _l("Correction"),
+    "expiry": _l("Expired"),
+    "settlement": _l("Settlement"),
+    "adjustment": _l("Adjustment"),
+}
+
+STATUSES = {
+    "captured": _l("Paid"),
+    "held": _l("Reserved"),
+    "voided": _l("Cancelled"),
+    "expired": _l("Expired"),
+}
+
+
+def kind_label(kind: str) -> str:
+    return str(KINDS.get(kind, kind))
+
+
+def status_label(status: str) -> str:
+    return str(STATUSES.get(status, status))
