@@ -129,6 +129,9 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from .redemption.routes import blp as redemption_blp
 
     api.register_blueprint(redemption_blp)
+    from .leaderboards import init_app as init_leaderboards
+
+    init_leaderboards(app, api)  # boards, honours, the public board, tally drainer
     from .web import init_web
 
     init_web(app)  # pages (wallet, till): cookies, CSRF off /api/, languages

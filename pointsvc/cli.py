@@ -35,6 +35,9 @@ def register_cli(app: Flask) -> None:
     from .redemption.cli import redemption_cli
 
     app.cli.add_command(redemption_cli)
+    from .leaderboards.cli import leaderboards_cli
+
+    app.cli.add_command(leaderboards_cli)
     from .demo import seed_command
     from .people.cli import create_admin_command, people_cli
 

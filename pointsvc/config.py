@@ -149,6 +149,11 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         # `flask ledger seal` seals).
         "LEDGER_SEAL_SECONDS": _env_int("LEDGER_SEAL_SECONDS", 30),
         "LEDGER_SEAL_BATCH": _env_int("LEDGER_SEAL_BATCH", 1000),
+        # Leaderboards: postings queue their tally changes; serving processes drain the
+        # queue every N seconds (0: only `flask leaderboards drain`). TALLIES=0 turns the
+        # queueing off (benchmarks compare award throughput with and without it).
+        "LEADERBOARD_TALLIES": _env_bool("LEADERBOARD_TALLIES", True),
+        "LEADERBOARD_DRAIN_SECONDS": _env_int("LEADERBOARD_DRAIN_SECONDS", 1),
         # Redemption: holds expire after N minutes; refunds allowed N days after capture;
         # a community without its own setting lets a resident spend N points a day.
         "HOLD_MINUTES": _env_int("HOLD_MINUTES", 15),

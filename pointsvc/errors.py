@@ -97,6 +97,11 @@ TITLES: dict[str, tuple[str, str]] = {
         "已有相同的商户申请在审核中",
         "The same merchant application is already pending",
     ),
+    # leaderboards and honours (pointsvc/leaderboards)
+    "certificate_invalid": (
+        "证书验证码无效，不是本平台签发的证书",
+        "The certificate code is not valid: this service did not issue it",
+    ),
 }
 
 

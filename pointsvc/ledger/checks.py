@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import select, text
@@ -16,6 +16,10 @@ from .models import LedgerTransaction, Seal, SealLeaf
 from .seals import ZERO_ROOT, leaf_for, verify_seal_signature
 
 BATCH = 5000
+
+# Checks of derived data other packages register (leaderboard tallies, ...): each
+# returns its violations, one line each.
+EXTRA_CHECKS: list[Callable[[], list[str]]] = []
 
 STRUCTURAL_CHECKS = {
     "transaction does not sum to zero": """
@@ -68,6 +72,8 @@ def check_invariants() -> list[str]:
         for row in db.session.execute(text(sql)).all()[:20]:
             violations.append(f"{label}: {tuple(row)}")
     violations.extend(verify_ledger())
+    for extra in EXTRA_CHECKS:
+        violations.extend(extra())
     db.session.rollback()
     return violations
 

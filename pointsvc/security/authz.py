@@ -54,6 +54,11 @@ ACTIONS: dict[str, frozenset[str]] = {
     "merchant.redeem": frozenset({"merchant_operator"}),
     "offers.manage": frozenset({"admin", "organizer", "merchant_operator"}),
     "merchants.settle": frozenset({"admin"}),
+    # Leaderboards and honours: boards of one's own branch; one's own honours or staff's
+    # in scope (the views narrow both); badges and designations by staff in scope.
+    "leaderboards.read": frozenset({"admin", "organizer", "auditor", "resident"}),
+    "honours.read": frozenset({"admin", "organizer", "auditor", "resident"}),
+    "honours.manage": frozenset({"admin", "organizer"}),
     # Events: staff in scope organise, scan cards, close and approve; auditors read.
     "events.read": frozenset({"admin", "organizer", "auditor"}),
     "events.manage": frozenset({"admin", "organizer"}),

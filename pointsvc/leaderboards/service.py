@@ -1,0 +1,236 @@
+"""Leaderboards: ranked, masked rows per scope, period, category and metric; my place on them.
+
+Ranking is standard competition ranking (1, 2, 2, 4): a resident's rank is one more than the
+number of listed residents of the scope with a strictly better score, read from the score
+histogram in the same statement as the rows, so rows and ranks come from one snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+from datetime import date
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from flask import current_app
+from sqlalchemy import and_, func, literal, select, tuple_
+
+from ..common import mask_name
+from ..errors import NotFound, ValidationFailed
+from ..extensions import db
+from ..orgs.service import node_facts
+from ..people.models import Resident, User
+from .models import ScoreCount, Tally
+from .tallies import ALL, now_local_date, period_key
+
+ANONYMOUS_NAME = "匿名居民"
+ANONYMOUS_NAME_EN = "Anonymous resident"
+PERIODS = ("week", "month", "year", "all")
+CATEGORIES = ("volunteer", "environment", "conduct", "other", "all")
+BOARD_LEVELS = ("grid", "community", "street", "district")
+
+
+def _metric_column(metric: str):  # type: ignore[no-untyped-def]
+    return Tally.minutes if metric == "hours" else Tally.points
+
+
+def _value(metric: str, raw: int) -> int | float:
+    return round(raw / 60, 2) if metric == "hours" else int(raw)
+
+
+def display_name(*, name: str | None, privacy: str, english: bool = False) -> str:
+    """What others see: the masked name (张*明), or 匿名居民 for residents who chose anonymity."""
+    if privacy == "anonymous":
+        return ANONYMOUS_NAME_EN if english else ANONYMOUS_NAME
+    return mask_name(name) or ""
+
+
+# -- cursors ------------------------------------------------------------------------------
+# The keyset position (score, resident id) is encrypted (one AES block), so a cursor never
+# tells anyone which resident ended the previous page.
+
+
+def _cipher() -> Cipher:
+    key = hmac.new(current_app.config["SECRET_KEY"], b"pointsvc-leaderboard-cursor",
+                   hashlib.sha256).digest()[:16]
+    return Cipher(algorithms.AES(key), modes.ECB())
+
+
+def encode_board_cursor(score: int, resident_id: int) -> str:
+    """Opaque cursor after the row (score, resident)."""
+    block = struct.pack(">qQ", score, resident_id)
+    encryptor = _cipher().encryptor()
+    raw = encryptor.update(block) + encryptor.finalize()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_board_cursor(cursor: str) -> tuple[int, int]:
+    """(score, resident id) of a cursor, or 422."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(errors={"cursor": ["Invalid cursor."]}) from exc
+    if len(raw) != 16:
+        raise ValidationFailed(errors={"cursor": ["Invalid cursor."]})
+    decryptor = _cipher().decryptor()
+    score, resident_id = struct.unpack(">qQ", decryptor.update(raw) + decryptor.finalize())
+    if resident_id >= 2**63 or abs(score) > 10**15:  # garbage decrypts to huge numbers
+        raise ValidationFailed(errors={"cursor": ["Invalid cursor."]})
+    return score, resident_id
+
+
+# -- boards -------------------------------------------------------------------------------
+
+
+def scope_of(*, node_id: int) -> dict[str, Any]:
+    """Level, path and time zone of a scope node, or 404."""
+    facts = node_facts(node_id=node_id)
+    if facts is None:
+        raise NotFound("not_found", f"organisation node {node_id} does not exist")
+    return {"id": node_id, "level": facts.level, "path": facts.path,
+            "timezone": facts.timezone}
+
+
+def _rank_expression(*, node_id: int, period: str, category: str, metric: str, score):  # type: ignore[no-untyped-def]
+    above = (
+        select(func.coalesce(func.sum(ScoreCount.residents), 0))
+        .where(ScoreCount.node_id == node_id, ScoreCount.period == period,
+               ScoreCount.category == category,
+               ScoreCount.metric == ("minutes" if metric == "hours" else "points"),
+               ScoreCount.score > score)
+        .scalar_subquery()
+    )
+    return literal(1) + above
+
+
+def _board_rows(*, scope: dict[str, Any], period: str, category: str, metric: str,
+                after: tuple[int, int] | None = None, before: tuple[int, int] | None = None,
+                limit: int) -> list[Any]:
+    """Listed rows of a board in rank order (or, with `before`, the rows just above a spot)."""
+    column = _metric_column(metric)
+    level_column = getattr(Tally, f"{scope['level']}_id")
+    conditions = [level_column == scope["id"], Tally.period == period,
+                  Tally.category == category, Tally.listed.is_(True)]
+    if metric == "hours":
+        conditions.append(Tally.minutes > 0)
+    order = [column.desc(), Tally.resident_id.desc()]
+    if after is not None:
+        conditions.append(tuple_(column, Tally.resident_id) < tuple_(*after))
+    if before is not None:
+        conditions.append(tuple_(column, Tally.resident_id) > tuple_(*before))
+        order = [column.asc(), Tally.resident_id.asc()]
+    rank = _rank_expression(node_id=scope["id"], period=period, category=category,
+                            metric=metric, score=column)
+    rows = db.session.execute(
+        select(Tally.resident_id, column.label("score"), rank.label("rank"),
+               User.display_name, Resident.privacy)
+        .join(Resident, Resident.id == Tally.resident_id)
+        .join(User, User.id == Resident.user_id)
+        .where(and_(*conditions))
+        .order_by(*order)
+        .limit(limit)
+    ).all()
+    return list(reversed(rows)) if before is not None else rows
+
+
+def _row_json(row: Any, *, metric: str, me: int | None, english: bool) -> dict[str, Any]:
+    return {
+        "rank": int(row.rank),
+        "name": display_name(name=row.display_name, privacy=row.privacy, english=english),
+        "value": _value(metric, row.score),
+        "is_me": row.resident_id == me,
+    }
+
+
+def board(*, scope_id: int, period: str, at: date | None, category: str, metric: str,
+          limit: int, cursor: str | None, me: int | None = None, english: bool = False
+          ) -> dict[str, Any]:
+    """One page of a leaderboard: masked names, standard competition ranks, next cursor."""
+    scope = scope_of(node_id=scope_id)
+    if scope["level"] not in BOARD_LEVELS:
+        raise ValidationFailed(errors={"scope": ["Not a district, street, community or grid."]})
+    day = at or now_local_date(timezone=scope["timezone"])
+    key = period_key(period=period, day=day)
+    after = decode_board_cursor(cursor) if cursor else None
+    rows = _board_rows(scope=scope, period=key, category=category, metric=metric, after=after,
+                       limit=limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    return {
+        "scope": {"id": scope_id, "level": scope["level"]},
+        "period": period,
+        "period_key": key,
+        "category": category,
+        "metric": metric,
+        "items": [_row_json(row, metric=metric, me=me, english=english) for row in page],
+        "next_cursor": encode_board_cursor(page[-1].score, page[-1].resident_id)
+        if more and page else None,
+    }
+
+
+def _my_scopes(resident: Resident) -> list[dict[str, Any]]:
+    community = scope_of(node_id=resident.community_id)
+    ids = [int(p) for p in community["path"].strip("/").split("/")]
+    scopes = [scope_of(node_id=resident.grid_id)] if resident.grid_id else []
+    scopes.append(community)
+    scopes.extend(scope_of(node_id=node_id) for node_id in reversed(ids[:-1]))
+    return scopes
+
+
+def my_place(*, resident_id: int, period: str, at: date | None, category: str, metric: str,
+             neighbours: int = 2, english: bool = False) -> dict[str, Any]:
+    """My rank and the listed neighbours above and below me in each scope I belong to."""
+    resident = db.session.get(Resident, resident_id)
+    if resident is None:
+        raise NotFound("not_found", "no resident record")
+    scopes = _my_scopes(resident)
+    day = at or now_local_date(timezone=scopes[0]["timezone"])
+    key = period_key(period=period, day=day)
+    mine = db.session.execute(
+        select(Tally).where(Tally.resident_id == resident_id, Tally.period == key,
+                            Tally.category == category)
+    ).scalar_one_or_none()
+    user_name = db.session.scalar(select(User.display_name).where(User.id == resident.user_id))
+    listed = not resident.is_minor and resident.privacy != "hidden"
+    raw = 0 if mine is None else (mine.minutes if metric == "hours" else mine.points)
+    ranked = mine is not None and (metric != "hours" or raw > 0)
+    places = []
+    for scope in scopes:
+        entry: dict[str, Any] = {"scope": {"id": scope["id"], "level": scope["level"]},
+                                 "rank": None, "value": _value(metric, raw), "above": [],
+                                 "below": []}
+        if ranked:
+            entry.update(_neighbourhood(scope=scope, key=key, category=category, metric=metric,
+                                        raw=raw, resident_id=resident_id, count=neighbours,
+                                        english=english))
+        places.append(entry)
+    return {
+        "period": period, "period_key": key, "category": category, "metric": metric,
+        "listed": listed,
+        "shown_as": display_name(name=user_name, privacy=resident.privacy, english=english)
+        if listed else None,
+        "scopes": places,
+    }
+
+
+def _neighbourhood(*, scope: dict[str, Any], key: str, category: str, metric: str, raw: int,
+                   resident_id: int, count: int, english: bool) -> dict[str, Any]:
+    rank = db.session.scalar(select(_rank_expression(
+        node_id=scope["id"], period=key, category=category, metric=metric, score=raw)))
+    spot = (raw, resident_id)
+    above = _board_rows(scope=scope, period=key, category=category, metric=metric,
+                        before=spot, limit=count)
+    below = _board_rows(scope=scope, period=key, category=category, metric=metric,
+                        after=spot, limit=count)
+    return {
+        "rank": int(rank),
+        "above": [_row_json(row, metric=metric, me=resident_id, english=english)
+                  for row in above],
+        "below": [_row_json(row, metric=metric, me=resident_id, english=english)
+                  for row in below],
+    }
+
+
+__all__ = ["ALL", "board", "my_place", "display_name"]

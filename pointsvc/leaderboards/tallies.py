@@ -1,0 +1,514 @@
+"""Tallies: what each resident earned per period and category, kept in step with the ledger.
+
+Design (docs/leaderboards.md): the posting hook appends the transaction id to
+`leaderboard_outbox`, in the posting's own database transaction — one small INSERT per
+posting batch, nothing else on the hot path. A single drainer (PostgreSQL advisory lock;
+SQLite's write lock) folds the outbox into `leaderboard_tallies` and the score histograms
+`leaderboard_score_counts` in batches, evaluates badges, and deletes what it folded, all in
+one database transaction. The rebuild and the check compute the same rows from the ledger
+with the same function, `ranked_rows()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+from sqlalchemy import bindparam, delete, event, func, inspect, select, text
+from sqlalchemy.orm import Session
+
+from ..common import as_utc
+from ..extensions import db
+from ..ledger.service import POSTING_HOOKS, Posted, _insert
+from ..orgs.models import OrgNode
+from ..people.models import Resident
+from .models import LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
+
+DRAIN_LOCK_ID = 727_101
+# Kinds that earn or lose leaderboard points (spending and expiry do not lower a rank).
+EARNING_KINDS = ("award", "deduction", "adjustment")
+ALL = "all"
+
+
+# -- the posting hook ---------------------------------------------------------------------
+
+
+def on_posted(posted: list[Posted]) -> None:
+    """POSTING_HOOKS member: queue every posting that can move a tally (one INSERT)."""
+    if not current_app.config.get("LEADERBOARD_TALLIES", True):
+        return
+    ids = [
+        {"transaction_id": header["id"]}
+        for header, _ in posted
+        if header["subject_resident_id"] is not None
+        and header["kind"] in (*EARNING_KINDS, "reversal")
+    ]
+    if ids:
+        db.session.execute(TallyOutbox.__table__.insert(), ids)
+
+
+def _queue_relists(session: Session, _context: Any, _instances: Any) -> None:
+    """before_flush: a resident's privacy, minor flag or place changed -> re-list their rows."""
+    changed = []
+    for obj in session.dirty:
+        if not isinstance(obj, Resident) or obj.id is None:
+            continue
+        state = inspect(obj)
+        if any(state.attrs[name].history.has_changes()
+               for name in ("privacy", "is_minor", "community_id", "grid_id")):
+            changed.append(obj.id)
+    for resident_id in changed:
+        session.execute(
+            _insert(RelistOutbox.__table__).values(resident_id=resident_id)
+            .on_conflict_do_nothing()
+        )
+
+
+def install() -> None:
+    """Register the posting hook and the privacy listener once per process."""
+    if on_posted not in POSTING_HOOKS:
+        POSTING_HOOKS.append(on_posted)
+    if not event.contains(Session, "before_flush", _queue_relists):
+        event.listen(Session, "before_flush", _queue_relists)
+
+
+# -- periods ------------------------------------------------------------------------------
+
+
+def period_keys(*, at: datetime, timezone: str) -> list[str]:
+    """Tally periods of an instant, in the community's time zone: all, year, month, ISO week."""
+    local = as_utc(at).astimezone(ZoneInfo(timezone))
+    return [ALL, *local_period_keys(local.date()).values()]
+
+
+def local_period_keys(day: date) -> dict[str, str]:
+    """Period keys of a local calendar date."""
+    year, week, _ = day.isocalendar()
+    return {"year": f"y:{day.year}", "month": f"m:{day:%Y-%m}", "week": f"w:{year}-W{week:02d}"}
+
+
+def period_key(*, period: str, day: date) -> str:
+    """The key of the week/month/year/all period containing a local date."""
+    return ALL if period == ALL else local_period_keys(day)[period]
+
+
+def period_bounds(*, period: str, day: date, timezone: str) -> tuple[datetime | None,
+                                                                       datetime | None]:
+    """UTC [start, end) of the period containing a local date (None, None for all time)."""
+    if period == ALL:
+        return None, None
+    if period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif period == "month":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        start, end = date(day.year, 1, 1), date(day.year + 1, 1, 1)
+    zone = ZoneInfo(timezone)
+    return (datetime.combine(start, datetime.min.time(), zone).astimezone(ZoneInfo("UTC")),
+            datetime.combine(end, datetime.min.time(), zone).astimezone(ZoneInfo("UTC")))
+
+
+# -- what a transaction contributes --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    """One posting as the leaderboards see it."""
+
+    transaction_id: int
+    resident_id: int
+    community_id: int
+    category: str
+    rule_code: str | None
+    earned_at: datetime  # a reversal counts in its original's period
+    points: int
+    minutes: int
+
+
+_ROWS_SQL = """
+SELECT t.id, t.kind, t.subject_resident_id, t.community_id, t.category, t.rule_code,
+       t.quantity, t.created_at, o.kind, o.created_at, r.unit,
+       (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+          JOIN ledger_accounts a ON a.id = e.account_id
+         WHERE e.transaction_id = t.id AND a.kind = 'resident'
+           AND a.owner_id = t.subject_resident_id) AS points
+FROM ledger_transactions t
+LEFT JOIN ledger_transactions o ON o.id = t.reverses_id
+LEFT JOIN ledger_rules r ON r.id = t.rule_id
+WHERE t.subject_resident_id IS NOT NULL AND ({where})
+"""
+
+
+def ranked_rows(*, where: str, params: dict[str, Any]) -> list[RankedRow]:
+    """The leaderboard view of the transactions matching a SQL condition on `t`."""
+    statement = text(_ROWS_SQL.format(where=where))
+    for name, value in params.items():
+        if isinstance(value, list | tuple):
+            statement = statement.bindparams(bindparam(name, expanding=True))
+    rows = []
+    for (tx_id, kind, resident_id, community_id, category, rule_code, quantity, created_at,
+         original_kind, original_at, unit, points) in db.session.execute(statement, params):
+        reversal = kind == "reversal"
+        effective_kind = original_kind if reversal else kind
+        if effective_kind not in EARNING_KINDS:
+            continue
+        minutes = 0
+        if unit == "hour" and effective_kind == "award" and quantity:
+            minutes = -int(quantity) if reversal else int(quantity)
+        rows.append(RankedRow(
+            transaction_id=tx_id, resident_id=resident_id, community_id=community_id,
+            category=category or "other", rule_code=rule_code,
+            earned_at=as_utc(original_at if reversal and original_at else created_at),
+            points=int(points or 0), minutes=minutes,
+        ))
+    return rows
+
+
+class Places:
+    """Scope nodes and time zones of communities, and residents' places, read once."""
+
+    def __init__(self) -> None:
+        self.communities: dict[int, tuple[int, int, str]] = {}  # id -> district, street, tz
+
+    def community(self, community_id: int) -> tuple[int, int, str]:
+        if community_id not in self.communities:
+            path, timezone = db.session.execute(
+                select(OrgNode.path, OrgNode.timezone).where(OrgNode.id == community_id)
+            ).one()
+            parts = [int(p) for p in path.strip("/").split("/")]
+            self.communities[community_id] = (parts[0], parts[1] if len(parts) > 2 else 0,
+                                              timezone)
+        return self.communities[community_id]
+
+    def residents(self, resident_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Current place and listing of residents: what their tally rows carry."""
+        found: dict[int, dict[str, Any]] = {}
+        ids = sorted(set(resident_ids))
+        for start in range(0, len(ids), 5000):
+            for rid, community_id, grid_id, minor, privacy in db.session.execute(
+                select(Resident.id, Resident.community_id, Resident.grid_id, Resident.is_minor,
+                       Resident.privacy).where(Resident.id.in_(ids[start:start + 5000]))
+            ):
+                district_id, street_id, _ = self.community(community_id)
+                found[rid] = {"district_id": district_id, "street_id": street_id,
+                              "community_id": community_id, "grid_id": grid_id or 0,
+                              "listed": not minor and privacy != "hidden"}
+        return found
+
+
+def aggregate(rows: Iterable[RankedRow], places: Places) -> dict[tuple[int, str, str], list[int]]:
+    """(resident, period, category) -> [points, minutes] summed over the rows."""
+    totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        timezone = places.community(row.community_id)[2]
+        for period in period_keys(at=row.earned_at, timezone=timezone):
+            for category in (row.category, ALL):
+                cell = totals[(row.resident_id, period, category)]
+                cell[0] += row.points
+                cell[1] += row.minutes
+    return totals
+
+
+# -- applying changes ----------------------------------------------------------------------
+
+
+def _scope_nodes(place: dict[str, Any]) -> list[int]:
+    return [place[f"{level}_id"] for level in LEVELS if place[f"{level}_id"]]
+
+
+def _load_tallies(keys: list[tuple[int, str, str]]) -> dict[tuple[int, str, str], Any]:
+    """Existing tally rows for (resident, period, category) keys."""
+    found: dict[tuple[int, str, str], Any] = {}
+    residents = sorted({key[0] for key in keys})
+    wanted = set(keys)
+    for start in range(0, len(residents), 2000):
+        for row in db.session.execute(
+            select(Tally.resident_id, Tally.period, Tally.category, Tally.points, Tally.minutes,
+                   Tally.listed, Tally.district_id, Tally.street_id, Tally.community_id,
+                   Tally.grid_id)
+            .where(Tally.resident_id.in_(residents[start:start + 2000]))
+        ):
+            key = (row.resident_id, row.period, row.category)
+            if key in wanted:
+                found[key] = row
+    return found
+
+
+def _count_changes(changes: dict[tuple[int, str, str, str, int], int], *, place: Any,
+                   period: str, category: str, points: int, minutes: int, sign: int) -> None:
+    """Add (sign=+1) or remove (-1) one listed tally row from its scopes' histograms."""
+    for node_id in _scope_nodes(place):
+        changes[(node_id, period, category, "points", points)] += sign
+        changes[(node_id, period, category, "minutes", minutes)] += sign
+
+
+def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
+                  relist: Iterable[int] = ()) -> None:
+    """Fold point/minute deltas and re-listings into tallies and histograms (drainer only)."""
+    relist = set(relist)
+    if relist:
+        for key in db.session.execute(
+            select(Tally.resident_id, Tally.period, Tally.category)
+            .where(Tally.resident_id.in_(sorted(relist)))
+        ):
+            deltas.setdefault(tuple(key), [0, 0])
+    if not deltas:
+        return
+    keys = list(deltas)
+    existing = _load_tallies(keys)
+    places = Places().residents({key[0] for key in keys})
+    counts: dict[tuple[int, str, str, str, int], int] = defaultdict(int)
+    upserts = []
+    for key in keys:
+        resident_id, period, category = key
+        place = places.get(resident_id)
+        if place is None:  # erased resident: keep the row as it was
+            continue
+        old = existing.get(key)
+        if old is not None and old.listed:
+            _count_changes(counts, place=old._mapping, period=period, category=category,
+                           points=old.points, minutes=old.minutes, sign=-1)
+        points = (old.points if old else 0) + deltas[key][0]
+        minutes = (old.minutes if old else 0) + deltas[key][1]
+        if place["listed"]:
+            _count_changes(counts, place=place, period=period, category=category,
+                           points=points, minutes=minutes, sign=+1)
+        upserts.append({"resident_id": resident_id, "period": period, "category": category,
+                        "points": points, "minutes": minutes, **place})
+    _upsert_tallies(upserts)
+    _apply_counts(counts)
+
+
+def _upsert_tallies(rows: list[dict[str, Any]]) -> None:
+    columns = ("points", "minutes", "listed", "district_id", "street_id", "community_id",
+               "grid_id")
+    for start in range(0, len(rows), 1000):
+        statement = _insert(Tally.__table__).values(rows[start:start + 1000])
+        db.session.execute(statement.on_conflict_do_update(
+            index_elements=["resident_id", "period", "category"],
+            set_={name: statement.excluded[name] for name in columns},
+        ))
+
+
+def _apply_counts(counts: dict[tuple[int, str, str, str, int], int]) -> None:
+    rows = [
+        {"node_id": node, "period": period, "category": category, "metric": metric,
+         "score": score, "residents": change}
+        for (node, period, category, metric, score), change in sorted(counts.items())
+        if change
+    ]
+    for start in range(0, len(rows), 1000):
+        statement = _insert(ScoreCount.__table__).values(rows[start:start + 1000])
+        db.session.execute(statement.on_conflict_do_update(
+            index_elements=["node_id", "period", "category", "metric", "score"],
+            set_={"residents": ScoreCount.__table__.c.residents
+                  + statement.excluded.residents},
+        ))
+    if rows:
+        db.session.execute(delete(ScoreCount).where(ScoreCount.residents == 0))
+
+
+# -- draining -----------------------------------------------------------------------------
+
+
+def _take_lock() -> bool:
+    if db.engine.dialect.name == "postgresql":
+        return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                      {"k": DRAIN_LOCK_ID}))
+    return True  # SQLite: BEGIN IMMEDIATE already made us the only writer
+
+
+def drain(*, limit: int = 5000) -> int:
+    """Fold up to `limit` queued postings (and pending re-listings); returns how many.
+
+    Returns 0 without waiting when another drainer holds the lock.
+    """
+    from .honours import evaluate_badges
+
+    if not _take_lock():
+        db.session.rollback()
+        return 0
+    tx_ids = list(db.session.scalars(
+        select(TallyOutbox.transaction_id).order_by(TallyOutbox.transaction_id).limit(limit)))
+    relist = list(db.session.scalars(select(RelistOutbox.resident_id).limit(limit)))
+    if not tx_ids and not relist:
+        db.session.rollback()
+        return 0
+    rows = ranked_rows(where="t.id IN :ids", params={"ids": tx_ids}) if tx_ids else []
+    apply_changes(deltas=aggregate(rows, Places()), relist=relist)
+    evaluate_badges(rows=rows)
+    if tx_ids:
+        db.session.execute(delete(TallyOutbox).where(TallyOutbox.transaction_id.in_(tx_ids)))
+    if relist:
+        db.session.execute(delete(RelistOutbox).where(RelistOutbox.resident_id.in_(relist)))
+    db.session.commit()
+    return len(tx_ids) + len(relist)
+
+
+def drain_all() -> int:
+    """Drain until the outbox is empty (CLI, tests, demo)."""
+    total = 0
+    while moved := drain():
+        total += moved
+    return total
+
+
+def backlog() -> int:
+    """Postings waiting for the drainer."""
+    return int(db.session.scalar(select(func.count()).select_from(TallyOutbox)) or 0)
+
+
+class AutoDrainer:
+    """Drains the outbox in a background thread every `interval` seconds."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.interval = float(app.config.get("LEADERBOARD_DRAIN_SECONDS", 1.0))
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started or self.interval <= 0:
+                return
+            self._started = True
+            threading.Thread(target=self._run, name="pointsvc-tallies", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self.app.app_context():
+                try:
+                    while drain() > 0:
+                        pass
+                except Exception:  # drain again on the next tick; never kill the worker
+                    db.session.rollback()
+                    current_app.logger.exception("leaderboard drain failed")
+                finally:
+                    db.session.remove()
+
+
+def start_drainer(app: Flask) -> None:
+    """Drain in the background of serving processes (never in tests or CLI commands)."""
+    if app.testing or float(app.config.get("LEADERBOARD_DRAIN_SECONDS", 1.0)) <= 0:
+        return
+    drainer = AutoDrainer(app)
+    app.before_request(drainer.start)  # after gunicorn forks, like the sealer
+
+
+# -- rebuild and check ---------------------------------------------------------------------
+
+CHUNK = 20_000
+
+
+def _resident_chunks() -> Iterator[tuple[int, int]]:
+    high = int(db.session.scalar(select(func.max(Resident.id))) or 0)
+    for low in range(0, high + 1, CHUNK):
+        yield low, low + CHUNK - 1
+
+
+def expected_tallies(low: int, high: int, *, skip_queued: bool
+                     ) -> dict[tuple[int, str, str], list[int]]:
+    """Tallies of residents low..high recomputed from the ledger."""
+    where = "t.subject_resident_id BETWEEN :low AND :high"
+    if skip_queued:
+        where += " AND t.id NOT IN (SELECT transaction_id FROM leaderboard_outbox)"
+    return aggregate(ranked_rows(where=where, params={"low": low, "high": high}), Places())
+
+
+def rebuild() -> dict[str, int]:
+    """Recompute every tally and histogram from the ledger (drain lock held throughout)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.rollback()
+        # One snapshot: the ledger read and the outbox rows deleted below agree exactly.
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    if not _take_lock():
+        db.session.rollback()
+        raise RuntimeError("another drainer or rebuild is running; try again")
+    db.session.execute(delete(TallyOutbox))
+    db.session.execute(delete(RelistOutbox))
+    db.session.execute(delete(ScoreCount))
+    db.session.execute(delete(Tally))
+    rows = 0
+    for low, high in _resident_chunks():
+        totals = expected_tallies(low, high, skip_queued=False)
+        apply_changes(deltas=totals)
+        rows += len(totals)
+    db.session.commit()
+    return {"tallies": rows}
+
+
+def check_tallies() -> list[str]:
+    """Violations: tallies that differ from the ledger, histograms that differ from tallies."""
+    try:
+        return _check_tallies() + _check_counts()
+    except Exception as exc:  # a missing table must not hide the ledger's own checks
+        db.session.rollback()
+        return [f"leaderboard tallies could not be checked: {type(exc).__name__}: {exc}"[:300]]
+
+
+def _check_tallies() -> list[str]:
+    problems: list[str] = []
+    for low, high in _resident_chunks():
+        expected = expected_tallies(low, high, skip_queued=True)
+        stored = {
+            (row.resident_id, row.period, row.category): [row.points, row.minutes]
+            for row in db.session.execute(
+                select(Tally.resident_id, Tally.period, Tally.category, Tally.points,
+                       Tally.minutes).where(Tally.resident_id.between(low, high)))
+        }
+        for key in sorted(set(expected) | set(stored)):
+            want, have = expected.get(key, [0, 0]), stored.get(key)
+            if have is None and want == [0, 0]:
+                continue
+            if have != want:
+                problems.append(f"tally differs from the ledger: {key} has {have}, "
+                                f"ledger says {want}")
+            if len(problems) >= 20:
+                return problems
+    return problems
+
+
+def _check_counts() -> list[str]:
+    problems = []
+    for level in LEVELS:
+        for metric in METRICS:
+            column = f"{level}_id"
+            sql = f"""
+                SELECT x.node_id, x.period, x.category, x.score, x.want, x.have FROM (
+                  SELECT COALESCE(t.node_id, c.node_id) AS node_id,
+                         COALESCE(t.period, c.period) AS period,
+                         COALESCE(t.category, c.category) AS category,
+                         COALESCE(t.score, c.score) AS score,
+                         COALESCE(t.n, 0) AS want, COALESCE(c.residents, 0) AS have
+                  FROM (SELECT {column} AS node_id, period, category, {metric} AS score,
+                               COUNT(*) AS n
+                        FROM leaderboard_tallies WHERE listed AND {column} <> 0
+                        GROUP BY {column}, period, category, {metric}) t
+                  FULL OUTER JOIN (
+                        SELECT c.* FROM leaderboard_score_counts c
+                        JOIN org_nodes n ON n.id = c.node_id AND n.level = '{level}'
+                        WHERE c.metric = '{metric}') c
+                    ON c.node_id = t.node_id AND c.period = t.period
+                   AND c.category = t.category AND c.score = t.score) x
+                WHERE x.want <> x.have"""
+            for row in db.session.execute(text(sql)).all()[:5]:
+                problems.append(f"score histogram differs from tallies ({level}, {metric}): "
+                                f"{tuple(row)}")
+    return problems
+
+
+def now_local_date(*, timezone: str) -> date:
+    """Today in a time zone."""
+    from ..common import utcnow
+
+    return utcnow().astimezone(ZoneInfo(timezone)).date()
