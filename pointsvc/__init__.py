@@ -129,6 +129,11 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from .redemption.routes import blp as redemption_blp
 
     api.register_blueprint(redemption_blp)
+    from .events.routes import blp as events_blp
+    from .events.routes import kiosk_bp as events_kiosk_bp
+
+    api.register_blueprint(events_blp)
+    app.register_blueprint(events_kiosk_bp)
     from .leaderboards import init_app as init_leaderboards
 
     init_leaderboards(app, api)  # boards, honours, the public board, tally drainer

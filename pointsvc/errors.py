@@ -97,6 +97,15 @@ TITLES: dict[str, tuple[str, str]] = {
         "已有相同的商户申请在审核中",
         "The same merchant application is already pending",
     ),
+    # events (pointsvc/events): check-in reasons and sign-ups
+    "not_yet_valid": ("该码尚未生效", "This code is not valid yet"),
+    "wrong_event": ("这不是本活动的码", "This code belongs to another event"),
+    "not_checked_in": ("尚未签到，不能签退", "Not checked in, so cannot check out"),
+    "outside_geofence": ("不在活动地点范围内", "Outside the event's area"),
+    "event_closed": ("活动未开放签到或已结束", "The event is not open for check-in"),
+    "not_signed_up": ("未报名该活动", "Not signed up for this event"),
+    "overlapping_event": ("正在参加另一个时间重叠的活动", "Checked in at an overlapping event"),
+    "nonce_reused": ("该扫码编号已用于另一次扫码", "This nonce was used for another scan"),
     # leaderboards and honours (pointsvc/leaderboards)
     "certificate_invalid": (
         "证书验证码无效，不是本平台签发的证书",

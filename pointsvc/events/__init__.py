@@ -1,0 +1,1 @@
+"""Events: sign-ups, rotating check-in codes, resident cards, attendance and hours."""
