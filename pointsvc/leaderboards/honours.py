@@ -81,7 +81,7 @@ def _active_badges() -> list[tuple[Badge, str]]:
     return list(db.session.execute(
         select(Badge, OrgNode.path).join(OrgNode, OrgNode.id == Badge.org_node_id)
         .where(Badge.active.is_(True))
-    ).tuples())
+    ).all())
 
 
 def _matches(badge: Badge, row: RankedRow) -> bool:
@@ -184,7 +184,7 @@ def _held(*, badge_ids: list[int], resident_ids: set[int]) -> set[tuple[int, int
     return set(db.session.execute(
         select(BadgeGrant.badge_id, BadgeGrant.resident_id).where(
             BadgeGrant.badge_id.in_(badge_ids), BadgeGrant.resident_id.in_(sorted(resident_ids)))
-    ).tuples())
+    ).all())
 
 
 # -- designated honours -------------------------------------------------------------------

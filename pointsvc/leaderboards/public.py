@@ -33,7 +33,7 @@ GROUP BY t.kind
 def month_flows(*, community_id: int, start: Any, end: Any) -> dict[str, int]:
     """Points issued (awards) and redeemed (redemptions net of refunds) in [start, end)."""
     totals = dict(db.session.execute(
-        text(_FLOWS_SQL), {"community": community_id, "start": start, "end": end}).tuples())
+        text(_FLOWS_SQL), {"community": community_id, "start": start, "end": end}).all())
     issued = max(0, int(totals.get("award", 0))) + max(0, int(totals.get("adjustment", 0)))
     redeemed = -(int(totals.get("redemption", 0)) + int(totals.get("refund", 0)))
     return {"issued": issued, "redeemed": max(0, redeemed)}

@@ -11,6 +11,15 @@ from .service import CATEGORIES, PERIODS
 MAX_ID = 2**63 - 1
 
 
+class Value(fields.Number):
+    """Points stay integers in JSON; hours are decimals."""
+
+    num_type = float
+
+    def _serialize(self, value, attr, obj, **kwargs):  # type: ignore[no-untyped-def]
+        return value
+
+
 class BoardArgs(StrictSchema):
     scope = fields.Integer(required=True, strict=False,
                            validate=validate.Range(min=1, max=MAX_ID),
@@ -40,7 +49,7 @@ class ScopeOut(StrictSchema):
 class BoardRowOut(StrictSchema):
     rank = fields.Integer(metadata={"description": "standard competition rank (1, 2, 2, 4)"})
     name = fields.String(metadata={"description": "masked (张*明) or 匿名居民"})
-    value = fields.Float(metadata={"description": "points, or hours for metric=hours"})
+    value = Value(metadata={"description": "points, or hours for metric=hours"})
     is_me = fields.Boolean()
 
 
@@ -57,7 +66,7 @@ class BoardOut(StrictSchema):
 class ScopePlaceOut(StrictSchema):
     scope = fields.Nested(ScopeOut)
     rank = fields.Integer(allow_none=True)
-    value = fields.Float()
+    value = Value()
     above = fields.List(fields.Nested(BoardRowOut))
     below = fields.List(fields.Nested(BoardRowOut))
 

@@ -167,10 +167,17 @@ def ranked_rows(*, where: str, params: dict[str, Any]) -> list[RankedRow]:
         rows.append(RankedRow(
             transaction_id=tx_id, resident_id=resident_id, community_id=community_id,
             category=category or "other", rule_code=rule_code,
-            earned_at=as_utc(original_at if reversal and original_at else created_at),
+            earned_at=stored_time(original_at if reversal and original_at else created_at),
             points=int(points or 0), minutes=minutes,
         ))
     return rows
+
+
+def stored_time(value: Any) -> datetime:
+    """A timestamp read through text(): SQLite hands back ISO text, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
 
 
 class Places:
