@@ -71,6 +71,20 @@ def _protect_pages() -> None:
         csrf.protect()
 
 
+# URLs that belong to the pages even when no route matches (a mistyped id): their 404s are
+# HTML pages. Every other unknown URL keeps the API's problem+json answer.
+PAGE_PREFIXES = ("/wallet", "/till", "/M/", "/login", "/logout", "/prefs")
+
+
+def _not_found(error):  # type: ignore[no-untyped-def]
+    from ..errors import handle_http_exception
+    from .views import error_page
+
+    if request.path.startswith(PAGE_PREFIXES):
+        return error_page("not_found", 404)
+    return handle_http_exception(error)
+
+
 def init_web(app: Flask) -> None:
     """Register the pages, CSRF, languages and time zones on the app."""
     from .i18n import select_locale, select_timezone
@@ -80,4 +94,5 @@ def init_web(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.before_request(_protect_pages)
+    app.register_error_handler(404, _not_found)
     app.register_blueprint(bp)
