@@ -51,11 +51,17 @@ def world(app: Flask) -> World:
 
 
 def resident(app: Flask, world: World, name: str = "张小明", *, community: str = "a",
-             grid: bool = True, **extra) -> tuple[int, int]:
+             grid: bool = True, privacy: str = "public", **extra) -> tuple[int, int]:
     """(user id, resident id) of a new resident in community a or b."""
     community_id = world.tree.community_a if community == "a" else world.tree.community_b
     grid_id = (world.tree.grid_a if community == "a" else world.tree.grid_b) if grid else None
-    return make_resident(app, community_id=community_id, name=name, grid_id=grid_id, **extra)
+    user_id, resident_id = make_resident(app, community_id=community_id, name=name,
+                                         grid_id=grid_id, **extra)
+    if privacy != "public":
+        with app.app_context():
+            db.session.get(Resident, resident_id).privacy = privacy
+            db.session.commit()
+    return user_id, resident_id
 
 
 def give(app: Flask, resident_id: int, code: str, quantity: int = 1,
