@@ -130,6 +130,7 @@ def _seeders() -> list[Callable[[dict[str, Any]], None]]:
     from .ledger import demo as _ledger_demo  # noqa: F401
     from .merchants import demo as _merchants_demo  # noqa: F401
     from .redemption import demo as _redemption_demo  # noqa: F401  (after ledger, merchants)
+    from .events import demo as _events_demo  # noqa: F401  (after the ledger)
     from .leaderboards import demo as _leaderboards_demo  # noqa: F401  (after the ledger)
 
     return list(dict.fromkeys(EXTRA_SEEDERS))
