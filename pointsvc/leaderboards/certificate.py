@@ -120,19 +120,26 @@ def _font_path() -> str:
 def _truetype_subset(text: str, out_path: str) -> None:
     """Write a TrueType-outline subset of Noto Sans SC covering `text`."""
     from fontTools import subset
-    from fontTools.pens.cu2quPen import Cu2QuPen
-    from fontTools.pens.ttGlyphPen import TTGlyphPen
-    from fontTools.ttLib import TTFont, newTable
+    from fontTools.ttLib import TTFont
 
     options = subset.Options()
     options.notdef_outline = True
     options.desubroutinize = True
     options.name_IDs = ["*"]
-    font = TTFont(_font_path(), lazy=True)
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text=text)
-    subsetter.subset(font)
-    # CFF -> quadratic glyf outlines (the fontTools otf2ttf recipe).
+    with TTFont(_font_path(), lazy=True) as font:  # closes the 8 MB file afterwards
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(text=text)
+        subsetter.subset(font)
+        _cff_to_glyf(font)
+        font.save(out_path)
+
+
+def _cff_to_glyf(font: Any) -> None:
+    """Turn CFF outlines into quadratic TrueType ones, in place (fontTools' otf2ttf recipe)."""
+    from fontTools.pens.cu2quPen import Cu2QuPen
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+    from fontTools.ttLib import newTable
+
     order = font.getGlyphOrder()
     glyph_set = font.getGlyphSet()
     glyf = newTable("glyf")
@@ -161,7 +168,6 @@ def _truetype_subset(text: str, out_path: str) -> None:
         del font["VORG"]
     font.sfntVersion = "\x00\x01\x00\x00"
     font["head"].glyphDataFormat = 0
-    font.save(out_path)
 
 
 def certificate_for(*, resident_id: int) -> tuple[Certificate, dict[str, Any]]:

@@ -156,15 +156,17 @@ def evaluate_badges(*, rows: Iterable[RankedRow]) -> int:
             if badge_progress(badge=badge, resident_id=row.resident_id, start=start,
                               end=end) < badge.threshold:
                 continue
+            # RETURNING, not rowcount: a conflicting insert that did nothing must say so.
             inserted = db.session.execute(
                 _insert(BadgeGrant.__table__).values(
                     badge_id=badge.id, resident_id=row.resident_id,
                     period=period_key(period=badge.period, day=day),
                     transaction_id=row.transaction_id, granted_at=_now())
                 .on_conflict_do_nothing()
-            ).rowcount
+                .returning(BadgeGrant.__table__.c.id)
+            ).scalar()
             held.add((badge.id, row.resident_id))
-            if inserted:
+            if inserted is not None:
                 granted += 1
                 record_event(actor_user_id=None, action="badge.granted",
                              target_type="resident", target_id=row.resident_id,
