@@ -10,15 +10,15 @@ from flask import has_request_context
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import sql
 from ..common import utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
 from ..extensions import client_address, db
-from ..orgs.service import node_facts
+from ..orgs.service import NodeFacts, node_facts
 from ..people.models import Resident, StaffHousehold
 from . import rules as rulebook
 from .models import (
     Account,
-    AuditEvent,
     CapCounter,
     CommunityPolicy,
     Entry,
@@ -31,10 +31,9 @@ from .service import (
     Leg,
     Transfer,
     _insert,
+    award_accounts,
     district_of,
-    issuance_account,
     post,
-    resident_account,
 )
 
 DEFAULT_APPROVAL_THRESHOLD = 200
@@ -58,9 +57,48 @@ def get_resident(*, resident_id: int) -> Resident:
     return resident
 
 
+@dataclass(frozen=True)
+class AwardSubject:
+    """The resident of an award with what the award path needs of their community."""
+
+    id: int
+    user_id: int | None
+    community_id: int
+    household_id: int | None
+    community_path: str
+    approval_threshold: int
+
+
+_SUBJECT_SQL = (
+    "SELECT r.id, r.user_id, r.community_id, r.household_id, n.path, n.timezone, n.level, "
+    "p.approval_threshold FROM residents r JOIN org_nodes n ON n.id = r.community_id "
+    "LEFT JOIN ledger_community_policies p ON p.community_id = r.community_id "
+    "WHERE r.id = %(id)s"
+)
+
+
+def award_subject(*, resident_id: int) -> AwardSubject:
+    """The resident, their community's facts and approval threshold in one query, or 404."""
+    row = sql.one(_SUBJECT_SQL, {"id": resident_id})
+    if row is None:
+        raise NotFound("not_found", f"resident {resident_id} does not exist")
+    rid, user_id, community_id, household_id, path, timezone, level, threshold = row
+    # Later look-ups of this community in the request (district, time zone) hit the cache.
+    db.session.info.setdefault("node_facts", {})[community_id] = NodeFacts(path, timezone, level)
+    return AwardSubject(rid, user_id, community_id, household_id, path,
+                        DEFAULT_APPROVAL_THRESHOLD if threshold is None else int(threshold))
+
+
 def community_path(*, community_id: int) -> str:
     facts = node_facts(node_id=community_id)
     return facts.path if facts else "/"
+
+
+_AUDIT_INSERT = (
+    "INSERT INTO audit_events (actor_user_id, action, target_type, target_id, community_id, "
+    "client_address, detail, created_at) VALUES (%(actor)s, %(action)s, %(target_type)s, "
+    "%(target_id)s, %(community_id)s, %(address)s, %(detail)s, %(created_at)s)"
+)
 
 
 def record_event(
@@ -68,17 +106,13 @@ def record_event(
     community_id: int | None, detail: dict[str, Any] | None = None,
 ) -> None:
     """Append a staff action (or a refused attempt) to the audit log; the caller commits."""
-    db.session.add(
-        AuditEvent(
-            actor_user_id=actor_user_id,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            community_id=community_id,
-            client_address=client_address() if has_request_context() else None,
-            detail=json.dumps(detail or {}, ensure_ascii=False, default=str),
-        )
-    )
+    sql.rows(_AUDIT_INSERT, {
+        "actor": actor_user_id, "action": action, "target_type": target_type,
+        "target_id": str(target_id), "community_id": community_id,
+        "address": client_address() if has_request_context() else None,
+        "detail": json.dumps(detail or {}, ensure_ascii=False, default=str),
+        "created_at": sql.db_time(utcnow()),
+    })
 
 
 def staff_households(*, user_id: int) -> set[int]:
@@ -227,22 +261,23 @@ def release_cap(*, transaction: LedgerTransaction, points: int) -> None:
     )
 
 
-def _needs_approval(*, rule: Rule | None, points: int, community_id: int) -> str | None:
+def _needs_approval(*, rule: Rule | None, points: int, threshold: int) -> str | None:
     if rule is None:
         return "manual_adjustment"
     if rule.approval_required:
         return "rule_requires_approval"
-    if abs(points) > approval_threshold(community_id=community_id):
+    if abs(points) > threshold:
         return "above_threshold"
     return None
 
 
-def submit_award(*, actor_user_id: int, request: AwardRequest) -> tuple[int, dict[str, Any]]:
+def submit_award(*, actor_user_id: int, request: AwardRequest,
+                 resident: AwardSubject | None = None) -> tuple[int, dict[str, Any]]:
     """Post an award or deduction, or park it for approval; returns (status, body).
 
     Runs inside idempotency.run_once: it writes without committing.
     """
-    resident = get_resident(resident_id=request.resident_id)
+    resident = resident or award_subject(resident_id=request.resident_id)
     rule = None
     if request.rule_code is not None:
         rule = rulebook.resolve(community_id=resident.community_id, code=request.rule_code)
@@ -252,7 +287,8 @@ def submit_award(*, actor_user_id: int, request: AwardRequest) -> tuple[int, dic
                               errors={"quantity": ["Too small to earn a point."]})
     else:
         points = int(request.points or 0)
-    reason = _needs_approval(rule=rule, points=points, community_id=resident.community_id)
+    reason = _needs_approval(rule=rule, points=points,
+                             threshold=resident.approval_threshold)
     if reason:
         pending = PendingAward(
             community_id=resident.community_id,
@@ -285,15 +321,15 @@ def submit_award(*, actor_user_id: int, request: AwardRequest) -> tuple[int, dic
 
 
 def post_rule_award(
-    *, actor_user_id: int, resident: Resident, rule: Rule | None, quantity: int | None,
-    points: int, memo: str | None, evidence_ref: str | None, reference: tuple[str, str] | None
-    = None, clip_caps: bool = False,
+    *, actor_user_id: int, resident: Resident | AwardSubject, rule: Rule | None,
+    quantity: int | None, points: int, memo: str | None, evidence_ref: str | None,
+    reference: tuple[str, str] | None = None, clip_caps: bool = False,
 ) -> LedgerTransaction:
     """Move the points of an approved or approval-free award/deduction through post()."""
     community_id = resident.community_id
     district_id = district_of(community_id=community_id)
-    resident_acct = resident_account(resident_id=resident.id, community_id=community_id)
-    issuance_acct = issuance_account(community_id=community_id)
+    resident_acct, issuance_acct, accounts = award_accounts(
+        resident_id=resident.id, community_id=community_id, district_id=district_id)
     shortfall = 0
     if points > 0:
         if rule is not None:
@@ -338,7 +374,8 @@ def post_rule_award(
             shortfall=shortfall,
             memo=memo,
             evidence_ref=evidence_ref,
-        )
+        ),
+        accounts=accounts,
     )
 
 

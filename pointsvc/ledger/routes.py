@@ -147,8 +147,8 @@ class Awards(MethodView):
     @policy("awards.create")
     def post(self, body):
         """Award (or, with a negative rule, deduct) points to a resident under a rule."""
-        resident = awards.get_resident(resident_id=body["resident_id"])
-        require_scope("awards.create", awards.community_path(community_id=resident.community_id))
+        resident = awards.award_subject(resident_id=body["resident_id"])
+        require_scope("awards.create", resident.community_path)
         actor = current_principal().user_id
         awards.refuse_self_dealing(actor_user_id=actor, resident=resident, action="award")
         award = awards.AwardRequest(
@@ -159,7 +159,8 @@ class Awards(MethodView):
             memo=body.get("memo"),
             evidence_ref=body.get("evidence_ref"),
         )
-        return _once(body, lambda: awards.submit_award(actor_user_id=actor, request=award))
+        return _once(body, lambda: awards.submit_award(actor_user_id=actor, request=award,
+                                                       resident=resident))
 
 
 @blp.route("/awards/bulk")

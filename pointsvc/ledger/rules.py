@@ -128,11 +128,18 @@ def is_active(rule: Rule, at: datetime | None = None) -> bool:
 def resolve(*, community_id: int, code: str) -> Rule:
     """The active rule with this code at a community, or 422 rule_not_found."""
     facts = node_facts(node_id=community_id)
-    for rule in effective_rules(node_path=facts.path if facts else "/"):
-        if rule.code == code:
-            if is_active(rule):
-                return rule
-            break
+    ancestor_ids = [int(part) for part in (facts.path if facts else "/").strip("/").split("/")
+                    if part]
+    depth = {node_id: index for index, node_id in enumerate(ancestor_ids)}
+    # Only this code's current versions along the path: the deepest definition wins.
+    candidates = db.session.scalars(
+        select(Rule).where(Rule.code == code, Rule.org_node_id.in_(ancestor_ids),
+                           Rule.is_current.is_(True))
+    ).all()
+    if candidates:
+        rule = max(candidates, key=lambda rule: depth[rule.org_node_id])
+        if is_active(rule):
+            return rule
     raise DomainError("rule_not_found", f"no active rule {code!r} here", status=422)
 
 

@@ -17,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.util import identity_key
 
+from .. import sql
 from ..common import utcnow
 from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..orgs.service import node_facts
-from .hashing import content_hash, memo_hash
+from .hashing import HEADER_FIELDS, content_hash, memo_hash
 from .models import (
     SHARDS_PER_SYSTEM_ACCOUNT,
     TRANSACTION_KINDS,
@@ -144,6 +146,24 @@ def issuance_account(*, community_id: int) -> int:
     return ensure_account(kind="issuance", community_id=community_id, district_id=district_id)
 
 
+def award_accounts(*, resident_id: int, community_id: int, district_id: int
+                   ) -> tuple[int, int, dict[int, AccountFacts]]:
+    """The resident's and the community's issuance account (opened on first use), one query."""
+    found = sql.rows(
+        f"{ACCOUNT_FACTS_SQL} WHERE district_id = %(d)s AND ((kind = 'resident' AND "
+        "owner_id = %(r)s AND community_id = %(c)s) OR (kind = 'issuance' AND owner_id = 0 "
+        "AND community_id = %(c)s))",
+        {"d": district_id, "r": resident_id, "c": community_id},
+    )
+    facts = {row[0]: AccountFacts(row[0], row[1], row[2], bool(row[3]), row[4]) for row in found}
+    by_kind = {account.kind: account.id for account in facts.values()}
+    if "resident" not in by_kind:
+        by_kind["resident"] = resident_account(resident_id=resident_id, community_id=community_id)
+    if "issuance" not in by_kind:
+        by_kind["issuance"] = issuance_account(community_id=community_id)
+    return by_kind["resident"], by_kind["issuance"], facts
+
+
 def account_balance(*, account: Account) -> int:
     """Exact balance: the row for bounded accounts, the sum of shards for system accounts."""
     if account.bounded:
@@ -179,102 +199,187 @@ def _validate(transfer: Transfer) -> None:
         raise LedgerError("ledger_invariant", "; ".join(errors))
 
 
-def _move(account: Account, amount: int) -> int | None:
-    """Apply one leg; returns the new balance of a bounded account, None for a system one."""
-    if not account.bounded:
-        shard = random.randrange(SHARDS_PER_SYSTEM_ACCOUNT)
-        db.session.execute(
-            update(AccountShard)
-            .where(AccountShard.account_id == account.id, AccountShard.shard == shard)
-            .values(balance=AccountShard.balance + amount)
-        )
-        return None
-    values: dict[str, Any] = {"balance": Account.balance + amount}
-    condition = [Account.id == account.id]
-    if amount < 0:
-        values["total_debited"] = Account.total_debited - amount
-        # Spendable = balance - held; the guard makes overdraft impossible even under races.
-        condition.append(Account.balance + amount >= Account.held)
-    else:
-        values["total_credited"] = Account.total_credited + amount
-    new_balance = db.session.execute(
-        update(Account).where(*condition).values(**values).returning(Account.balance)
-    ).scalar()
-    if new_balance is None:
-        spendable = db.session.scalar(
-            select(Account.balance - Account.held).where(Account.id == account.id)
-        )
-        raise InsufficientPoints(
-            "insufficient_points",
-            f"account {account.id} has {spendable} spendable points, {-amount} needed",
-            available=int(spendable or 0),
-            needed=-amount,
-        )
-    return int(new_balance)
+@dataclass(frozen=True)
+class AccountFacts:
+    """What post() must know of an account; callers that just looked it up may pass it."""
+
+    id: int
+    kind: str
+    owner_id: int
+    bounded: bool
+    district_id: int
 
 
-def post(*, transfer: Transfer) -> LedgerTransaction:
-    """Post a transfer in the current database transaction and return the transaction."""
+ACCOUNT_FACTS_SQL = "SELECT id, kind, owner_id, bounded, district_id FROM ledger_accounts"
+
+
+def account_facts(*, account_ids: list[int]) -> dict[int, AccountFacts]:
+    """Facts of the given accounts, by id (missing ids are simply absent)."""
+    marks = ", ".join(f"%(a{n})s" for n in range(len(account_ids)))
+    found = sql.rows(f"{ACCOUNT_FACTS_SQL} WHERE id IN ({marks})",
+                     {f"a{n}": account_id for n, account_id in enumerate(account_ids)})
+    return {row[0]: AccountFacts(row[0], row[1], row[2], bool(row[3]), row[4]) for row in found}
+
+
+def _debit_refused(account_id: int, amount: int) -> InsufficientPoints:
+    found = sql.one("SELECT balance - held FROM ledger_accounts WHERE id = %(id)s",
+                    {"id": account_id})
+    spendable = int(found[0]) if found else 0
+    return InsufficientPoints(
+        "insufficient_points",
+        f"account {account_id} has {spendable} spendable points, {-amount} needed",
+        available=spendable,
+        needed=-amount,
+    )
+
+
+# The transaction id rides on the first balance update (one round trip fewer per posting).
+_NEXT_ID = "nextval(pg_get_serial_sequence('ledger_transactions', 'id'))"
+_CREDIT_SQL = ("UPDATE ledger_accounts SET balance = balance + %(n)s, "
+               "total_credited = total_credited + %(n)s WHERE id = %(id)s RETURNING balance")
+# Spendable = balance - held; the guard makes overdraft impossible even under races.
+_DEBIT_SQL = ("UPDATE ledger_accounts SET balance = balance - %(n)s, "
+              "total_debited = total_debited + %(n)s "
+              "WHERE id = %(id)s AND balance - %(n)s >= held RETURNING balance")
+
+
+def _move_bounded(account_id: int, amount: int, *, with_id: bool) -> tuple[int, int | None]:
+    """Apply one leg to a bounded account: (new balance, next transaction id if asked)."""
+    statement = _CREDIT_SQL if amount > 0 else _DEBIT_SQL
+    if with_id:
+        statement += f", {_NEXT_ID}"
+    row = sql.one(statement, {"n": abs(amount), "id": account_id})
+    if row is None:
+        raise _debit_refused(account_id, amount)
+    return int(row[0]), (int(row[1]) if with_id else None)
+
+
+def _pending_orm_writes() -> bool:
+    session = db.session()
+    return bool(session.new or session.dirty or session.deleted)
+
+
+def post(*, transfer: Transfer, accounts: dict[int, AccountFacts] | None = None
+         ) -> LedgerTransaction:
+    """Post a transfer in the current database transaction and return the transaction.
+
+    Pass `accounts` (from account_facts() or a caller's own look-up) to save a round trip.
+    """
     _validate(transfer)
-    accounts = {
-        account.id: account
-        for account in db.session.scalars(
-            select(Account).where(Account.id.in_([leg.account_id for leg in transfer.legs]))
-        )
-    }
+    if _pending_orm_writes():  # our statements bypass the ORM: let it write what it holds
+        db.session.flush()
+    leg_ids = [leg.account_id for leg in transfer.legs]
+    if accounts is None or any(account_id not in accounts for account_id in leg_ids):
+        accounts = account_facts(account_ids=leg_ids) if leg_ids else {}
     for leg in transfer.legs:
         account = accounts.get(leg.account_id)
         if account is None:
             raise LedgerError("ledger_invariant", f"account {leg.account_id} does not exist")
         if account.district_id != transfer.district_id:
             raise LedgerError("ledger_invariant", "a posting stays inside one district")
+    postgresql = sql.is_postgresql()
     # Lock order: bounded accounts by id, then system shards; concurrent postings never
     # wait on each other in a cycle.
-    ordered = sorted(transfer.legs, key=lambda leg: (not accounts[leg.account_id].bounded,
-                                                     leg.account_id))
-    balances_after = {leg.account_id: _move(accounts[leg.account_id], leg.amount)
-                      for leg in ordered}
-    kinds = {account.id: (account.kind, account.owner_id) for account in accounts.values()}
-    for account in accounts.values():
-        db.session.expire(account)
+    bounded = sorted((leg for leg in transfer.legs if accounts[leg.account_id].bounded),
+                     key=lambda leg: leg.account_id)
+    balances_after: dict[int, int | None] = {}
+    tx_id = None
+    for leg in bounded:
+        balances_after[leg.account_id], next_id = _move_bounded(
+            leg.account_id, leg.amount, with_id=postgresql and tx_id is None)
+        tx_id = tx_id or next_id
+    if tx_id is None:
+        tx_id = _next_transaction_ids(1)[0]
+    shards = [(leg.account_id, random.randrange(SHARDS_PER_SYSTEM_ACCOUNT), leg.amount)
+              for leg in transfer.legs if not accounts[leg.account_id].bounded]
 
     salt = secrets.token_hex(16)
-    header = _header(_next_transaction_ids(1)[0], transfer, salt,
-                     transfer.created_at or utcnow())
-    entries = [(leg.account_id, leg.amount, balances_after[leg.account_id])
+    header = _header(tx_id, transfer, salt, transfer.created_at or utcnow())
+    entries = [(leg.account_id, leg.amount, balances_after.get(leg.account_id))
                for leg in transfer.legs]
-    transaction = LedgerTransaction(**header, content_hash=content_hash(header=header,
-                                                                          entries=entries))
-    db.session.add(transaction)
-    db.session.flush()
-    db.session.add_all(
-        Entry(
-            transaction_id=transaction.id,
-            account_id=account_id,
-            amount=amount,
-            balance_after=balance_after,
-            community_id=transfer.community_id,
-            district_id=transfer.district_id,
-        )
-        for account_id, amount, balance_after in entries
-    )
-    if header["memo_hash"]:
-        db.session.add(
-            Memo(
-                transaction_id=transaction.id,
-                salt=salt,
-                memo=transfer.memo,
-                evidence_ref=transfer.evidence_ref,
-            )
-        )
-    db.session.flush()
+    digest = content_hash(header=header, entries=entries)
+    memo = (salt, transfer.memo, transfer.evidence_ref) if header["memo_hash"] else None
+    if postgresql:
+        _write_pg(header, digest, entries, shards, memo)
+    else:
+        _write_sqlite(header, digest, entries, shards, memo)
+    # Balances moved behind the ORM's back: Account objects in the session are now stale.
+    for account_id in leg_ids:
+        loaded = db.session.identity_map.get(identity_key(Account, account_id))
+        if loaded is not None:
+            db.session.expire(loaded)
     _run_hooks([(header, entries)])
+    transaction = LedgerTransaction(**header, content_hash=digest)
     # What was just written, so callers can answer without reading it back.
     transaction.posted_entries = [  # type: ignore[attr-defined]
-        (account_id, amount, balance_after, *kinds[account_id])
+        (account_id, amount, balance_after, accounts[account_id].kind,
+         accounts[account_id].owner_id)
         for account_id, amount, balance_after in entries
     ]
     return transaction
+
+
+_TX_COLUMNS = (*HEADER_FIELDS, "content_hash")
+_TX_VALUES = ", ".join(f"%({name})s" for name in _TX_COLUMNS)
+_TX_INSERT = f"INSERT INTO ledger_transactions ({', '.join(_TX_COLUMNS)}) VALUES ({_TX_VALUES})"
+_ENTRY_INSERT = ("INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, "
+                 "community_id, district_id) VALUES (%(t)s, %(a)s, %(n)s, %(b)s, %(c)s, %(d)s)")
+_SHARD_UPDATE = ("UPDATE ledger_account_shards SET balance = balance + %(n)s "
+                 "WHERE account_id = %(a)s AND shard = %(s)s")
+_MEMO_INSERT = ("INSERT INTO ledger_memos (transaction_id, salt, memo, evidence_ref) "
+                "VALUES (%(t)s, %(salt)s, %(memo)s, %(evidence)s)")
+# PostgreSQL: shards, transaction, entries and memo in ONE statement (data-modifying CTEs).
+# The shard rows are the last locks taken, after every bounded account, as in post_many().
+_PG_WRITE = f"""
+WITH t AS ({_TX_INSERT} RETURNING id),
+s AS (
+  UPDATE ledger_account_shards AS s SET balance = s.balance + v.n
+  FROM unnest(CAST(%(s_accounts)s AS bigint[]), CAST(%(s_shards)s AS int[]),
+              CAST(%(s_amounts)s AS bigint[])) AS v(a, shard, n)
+  WHERE s.account_id = v.a AND s.shard = v.shard RETURNING 1
+),
+e AS (
+  INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, community_id,
+                              district_id)
+  SELECT t.id, v.a, v.n, v.b, %(community_id)s, %(district_id)s
+  FROM t, unnest(CAST(%(e_accounts)s AS bigint[]), CAST(%(e_amounts)s AS bigint[]),
+                 CAST(%(e_after)s AS bigint[])) WITH ORDINALITY AS v(a, n, b, k)
+  ORDER BY v.k RETURNING 1
+)
+INSERT INTO ledger_memos (transaction_id, salt, memo, evidence_ref)
+SELECT t.id, %(salt)s, %(memo)s, %(evidence)s FROM t WHERE %(has_memo)s
+"""
+
+
+def _tx_params(header: dict[str, Any], digest: str) -> dict[str, Any]:
+    return {**header, "created_at": sql.db_time(header["created_at"]), "content_hash": digest}
+
+
+def _write_pg(header: dict[str, Any], digest: str, entries: list, shards: list,
+              memo: tuple | None) -> None:
+    sql.rows(_PG_WRITE, {
+        **_tx_params(header, digest),
+        "s_accounts": [a for a, _, _ in shards], "s_shards": [s for _, s, _ in shards],
+        "s_amounts": [n for _, _, n in shards],
+        "e_accounts": [a for a, _, _ in entries], "e_amounts": [n for _, n, _ in entries],
+        "e_after": [b for _, _, b in entries],
+        "salt": memo[0] if memo else None, "memo": memo[1] if memo else None,
+        "evidence": memo[2] if memo else None, "has_memo": memo is not None,
+    })
+
+
+def _write_sqlite(header: dict[str, Any], digest: str, entries: list, shards: list,
+                  memo: tuple | None) -> None:
+    for account_id, shard, amount in shards:
+        sql.rows(_SHARD_UPDATE, {"n": amount, "a": account_id, "s": shard})
+    sql.rows(_TX_INSERT, _tx_params(header, digest))
+    for account_id, amount, balance_after in entries:
+        sql.rows(_ENTRY_INSERT, {"t": header["id"], "a": account_id, "n": amount,
+                                 "b": balance_after, "c": header["community_id"],
+                                 "d": header["district_id"]})
+    if memo:
+        sql.rows(_MEMO_INSERT, {"t": header["id"], "salt": memo[0], "memo": memo[1],
+                                "evidence": memo[2]})
 
 
 def _run_hooks(posted: list[Posted]) -> None:
