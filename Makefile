@@ -30,6 +30,7 @@ seed: migrate
 
 run: seed
 	@echo "API docs: http://127.0.0.1:8000/docs"
+	@echo "Pages:    http://127.0.0.1:8000/login (residents), http://127.0.0.1:8000/till/login (merchants)"
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:8000 wsgi:app
 
 test: dev-setup
