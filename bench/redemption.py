@@ -15,6 +15,7 @@ the statement log of one redemption (no servers, no load).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,18 +185,15 @@ def _inproc_body(app, url: str, seeded: dict[str, Any], count: int):  # type: ig
     return body, till
 
 
-def statement_log(app, url: str, seeded: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
-    """The SQL of one warm redemption, in order (pool pre-ping included)."""
+@contextlib.contextmanager
+def counting_statements(app) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """Log every statement the app sends: through SQLAlchemy (events) and through the
+    driver-cursor helper pointsvc.sql.rows, which the ledger uses and SQLAlchemy's events
+    do not see. Transaction boundaries are logged as BEGIN / COMMIT / ROLLBACK."""
     from sqlalchemy import event
 
     from pointsvc.extensions import db
 
-    body, till = _inproc_body(app, url, seeded, 3)
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {c.token(app, till['user_id'])}"}
-    for n in range(2):  # warm
-        client.post("/api/v1/redemptions", json=body(n),
-                    headers={**headers, "Idempotency-Key": f"warm-{time.time_ns()}"})
     with app.app_context():
         engine = db.engine
     seen: list[str] = []
@@ -202,35 +201,74 @@ def statement_log(app, url: str, seeded: dict[str, Any]) -> list[str]:  # type: 
     def _log(_conn, _cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
         seen.append(" ".join(statement.split()))
 
-    def _begin(_conn):  # type: ignore[no-untyped-def]
-        seen.append("BEGIN (implicit)")
+    def _mark(label: str):  # type: ignore[no-untyped-def]
+        return lambda *_args: seen.append(label)
 
-    def _commit(_conn):  # type: ignore[no-untyped-def]
-        seen.append("COMMIT")
-
-    def _rollback(_conn):  # type: ignore[no-untyped-def]
-        seen.append("ROLLBACK")
-
-    listeners = [("before_cursor_execute", _log), ("begin", _begin), ("commit", _commit),
-                 ("rollback", _rollback)]
+    listeners = [("before_cursor_execute", _log), ("begin", _mark("BEGIN (implicit)")),
+                 ("commit", _mark("COMMIT")), ("rollback", _mark("ROLLBACK"))]
     for name, fn in listeners:
         event.listen(engine, name, fn)
+    driver_sql = None
+    with contextlib.suppress(ImportError):
+        from pointsvc import sql as driver_sql  # type: ignore[no-redef]
+    original = getattr(driver_sql, "rows", None)
+    if original is not None:
+        def counted(statement, params=None):  # type: ignore[no-untyped-def]
+            seen.append("[driver] " + " ".join(statement.split()))
+            return original(statement, params)
+        driver_sql.rows = counted  # type: ignore[union-attr]
     try:
+        yield seen
+    finally:
+        for name, fn in listeners:
+            event.remove(engine, name, fn)
+        if original is not None:
+            driver_sql.rows = original  # type: ignore[union-attr]
+
+
+def is_statement(line: str) -> bool:
+    return line not in ("BEGIN (implicit)", "COMMIT", "ROLLBACK")
+
+
+def statement_log(app, url: str, seeded: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The SQL of one warm redemption, in order (pool pre-ping included)."""
+    body, till = _inproc_body(app, url, seeded, 3)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {c.token(app, till['user_id'])}"}
+    for n in range(2):  # warm
+        client.post("/api/v1/redemptions", json=body(n),
+                    headers={**headers, "Idempotency-Key": f"warm-{time.time_ns()}"})
+    with counting_statements(app) as seen:
         r = client.post("/api/v1/redemptions", json=body(2),
                         headers={**headers, "Idempotency-Key": f"log-{time.time_ns()}"})
         if r.status_code != 201:
             raise RuntimeError(f"redemption failed: {r.status_code} {r.data!r}")
-    finally:
-        for name, fn in listeners:
-            event.remove(engine, name, fn)
-    return seen
+    return list(seen)
 
 
 def in_process(app, url: str, seeded: dict[str, Any], count: int = 300) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The handler's own time (test client: no HTTP, no queueing) and its statements."""
     body, till = _inproc_body(app, url, seeded, count)
-    return c.in_process(app, "POST", "/api/v1/redemptions",
-                        headers={"Authorization": f"Bearer {c.token(app, till['user_id'])}"},
-                        count=count, json_body=body)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {c.token(app, till['user_id'])}"}
+    timings = []
+    with counting_statements(app) as seen:
+        for n in range(count):
+            started = time.perf_counter()
+            r = client.post("/api/v1/redemptions", json=body(n),
+                            headers={**headers, "Idempotency-Key": f"inproc-{time.time_ns()}"})
+            timings.append((time.perf_counter() - started) * 1000)
+            if r.status_code != 201:
+                raise RuntimeError(f"redemption failed: {r.status_code} {r.data!r}")
+    timings.sort()
+    statements = [line for line in seen if is_statement(line)]
+    return {
+        "p50_ms": round(timings[len(timings) // 2], 2),
+        "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+        "mean_ms": round(sum(timings) / len(timings), 2),
+        "sql_statements_per_request": round(len(statements) / count, 1),
+        "transactions_per_request": round(seen.count("COMMIT") / count, 1),
+    }
 
 
 def profile_in_process(app, url: str, seeded: dict[str, Any], count: int = 300) -> list[str]:  # type: ignore[no-untyped-def]

@@ -5,26 +5,24 @@
 POST /redeem {"pay_code", "offer_id", "quantity", "order_ref"} with headers X-Bench-User
 (the operator's user id: no JWT here) and X-Bench-Merchant. In ONE database transaction it
 sends the statements the service sends for a pay-code redemption (bench/redemption.py
-prints the service's log next to this list, so the two can be compared):
+prints the service's log next to this list, so the two can be compared; the service's
+principal is cached per worker, so at steady state it sends no authentication query):
 
-   1  SELECT the user with resident / merchant operator        (the principal)
-   2  SELECT the user's role grants with their nodes            (the principal)
-   3  INSERT idempotency key ON CONFLICT DO NOTHING RETURNING id
-   4  UPDATE paycodes SET used_at ... WHERE nonce, resident, step, unused, unexpired
-   5  SELECT merchant (FOR SHARE) with its account
-   6  SELECT resident, name, account (id, held), community path/time zone, daily limit
-   7  SELECT offer with its node's path
-   8  UPDATE offers SET stock = stock - q WHERE stock >= q
-   9  INSERT redemption_counters ... ON CONFLICT DO UPDATE ... WHERE amount + n <= limit
-  10  INSERT redemptions RETURNING id
-  11  SELECT both ledger accounts                               (post())
-  12  UPDATE resident account RETURNING balance                 (post())
-  13  UPDATE merchant account RETURNING balance                 (post())
-  14  SELECT nextval(ledger_transactions id)                    (post())
-  15  INSERT ledger_transactions                                (post())
-  16  INSERT ledger_entries (2 rows)                            (post())
-  17  UPDATE redemptions SET transaction_id
-  18  UPDATE idempotency key SET status, response
+   1  INSERT idempotency key ON CONFLICT DO NOTHING RETURNING id
+   2  UPDATE paycodes SET used_at ... WHERE nonce, resident, step, unused, unexpired
+   3  SAVEPOINT (a refusal after the code was read rolls back to here)
+   4  SELECT merchant (FOR SHARE) with its account
+   5  SELECT resident, name, account (id, held), community path/time zone, daily limit
+   6  SELECT offer with its node's path
+   7  UPDATE offers SET stock = stock - q WHERE stock >= q
+   8  INSERT redemption_counters ... ON CONFLICT DO UPDATE ... WHERE amount + n <= limit
+   9  INSERT redemptions RETURNING id
+  10  UPDATE resident account RETURNING balance, nextval(transaction id)   (post())
+  11  UPDATE merchant account RETURNING balance                            (post())
+  12  WITH t AS (INSERT ledger_transactions) INSERT ledger_entries          (post())
+  13  UPDATE redemptions SET transaction_id
+  14  RELEASE SAVEPOINT
+  15  UPDATE idempotency key SET status, response
       COMMIT
 It also checks the pay code's HMAC and hashes the transaction (SHA-256), as the service does.
 """
@@ -37,7 +35,7 @@ import hmac
 import json
 import os
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -84,18 +82,6 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
     resident_id, nonce, step = _paycode(payload["pay_code"])
     quantity = int(payload.get("quantity") or 1)
     with conn.transaction():
-        conn.execute(
-            "SELECT users.id, users.username, users.phone, users.display_name, "
-            "users.password_hash, users.is_active, users.failed_logins, users.locked_until, "
-            "users.password_changed_at, users.created_at, residents.id, residents.community_id, "
-            "org_nodes.path, residents.household_id, merchant_operators.merchant_id FROM users "
-            "LEFT OUTER JOIN residents ON residents.user_id = users.id LEFT OUTER JOIN org_nodes "
-            "ON org_nodes.id = residents.community_id LEFT OUTER JOIN merchant_operators ON "
-            "merchant_operators.user_id = users.id WHERE users.id = %s", (user_id,)).fetchone()
-        conn.execute(
-            "SELECT role_grants.role, role_grants.org_node_id, org_nodes.path FROM role_grants "
-            "JOIN org_nodes ON org_nodes.id = role_grants.org_node_id "
-            "WHERE role_grants.user_id = %s", (user_id,)).fetchall()
         request_hash = hashlib.sha256(json.dumps(
             ["/redeem", payload], sort_keys=True).encode()).hexdigest()
         key_id = conn.execute(
@@ -104,42 +90,46 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
             (f"user:{user_id}", key, request_hash, now)).fetchone()[0]
         used = conn.execute(
             "UPDATE paycodes SET used_at = %s, used_by_user_id = %s WHERE nonce = %s AND "
-            "resident_id = %s AND step = %s AND used_at IS NULL AND expires_at > %s "
-            "RETURNING resident_id", (now, user_id, nonce, resident_id, step, now)).fetchone()
-        if used is None:
+            "resident_id = %s AND step = %s AND used_at IS NULL AND expires_at > %s",
+            (now, user_id, nonce, resident_id, step, now)).rowcount
+        if used != 1:
             raise Refused("already_used")
+        conn.execute("SAVEPOINT sp")
         merchant = conn.execute(
-            "SELECT merchants.status, merchants.name, ledger_accounts.id, "
-            "ledger_accounts.district_id FROM merchants LEFT OUTER JOIN ledger_accounts ON "
-            "ledger_accounts.kind = 'merchant' AND ledger_accounts.owner_id = merchants.id "
-            "WHERE merchants.id = %s FOR SHARE OF merchants", (merchant_id,)).fetchone()
-        _status, merchant_name, merchant_acct, _district = merchant
+            "SELECT merchants.id, merchants.name, merchants.status, merchants.org_node_id, "
+            "ledger_accounts.id, ledger_accounts.district_id FROM merchants LEFT OUTER JOIN "
+            "ledger_accounts ON ledger_accounts.kind = 'merchant' AND ledger_accounts.owner_id "
+            "= merchants.id WHERE merchants.id = %s FOR SHARE OF merchants",
+            (merchant_id,)).fetchone()
+        _id, merchant_name, _status, _node, merchant_acct, _district = merchant
         resident = conn.execute(
-            "SELECT residents.community_id, users.display_name, ledger_accounts.id, "
-            "ledger_accounts.held, ledger_accounts.district_id, org_nodes.path, "
-            "org_nodes.timezone, redemption_policies.daily_limit FROM residents "
-            "JOIN users ON users.id = residents.user_id JOIN org_nodes ON org_nodes.id = "
-            "residents.community_id LEFT OUTER JOIN ledger_accounts ON ledger_accounts.kind = "
-            "'resident' AND ledger_accounts.owner_id = residents.id LEFT OUTER JOIN "
+            "SELECT residents.id, residents.community_id, users.display_name, org_nodes.path, "
+            "org_nodes.timezone, redemption_policies.daily_limit, ledger_accounts.id, "
+            "ledger_accounts.held FROM residents JOIN users ON users.id = residents.user_id "
+            "JOIN org_nodes ON org_nodes.id = residents.community_id LEFT OUTER JOIN "
             "redemption_policies ON redemption_policies.community_id = residents.community_id "
-            "WHERE residents.id = %s", (resident_id,)).fetchone()
-        community_id, name, resident_acct, held, district_id, _path, _tz, limit = resident
+            "LEFT OUTER JOIN ledger_accounts ON ledger_accounts.kind = 'resident' AND "
+            "ledger_accounts.owner_id = residents.id AND ledger_accounts.community_id = "
+            "residents.community_id WHERE residents.id = %s", (resident_id,)).fetchone()
+        _rid, community_id, name, path, _tz, limit, resident_acct, held = resident
+        district_id = int(path.strip("/").split("/")[0])
         offer = conn.execute(
-            "SELECT offers.id, offers.merchant_id, offers.org_node_id, offers.title, "
-            "offers.points_price, offers.stock, offers.per_resident_limit, offers.limit_period, "
-            "offers.starts_at, offers.ends_at, offers.status, org_nodes.path FROM offers "
-            "JOIN org_nodes ON org_nodes.id = offers.org_node_id WHERE offers.id = %s",
+            "SELECT offers.id, offers.merchant_id, offers.title, offers.points_price, "
+            "offers.stock, offers.per_resident_limit, offers.limit_period, offers.starts_at, "
+            "offers.ends_at, offers.status, org_nodes.path FROM offers JOIN org_nodes ON "
+            "org_nodes.id = offers.org_node_id WHERE offers.id = %s",
             (int(payload["offer_id"]),)).fetchone()
-        offer_id, _m, _node, title, price = offer[:5]
+        offer_id, _m, title, price = offer[:4]
         points = price * quantity
         conn.execute("UPDATE offers SET stock = stock - %s WHERE id = %s AND stock >= %s",
                      (quantity, offer_id, quantity))
-        day = now.astimezone().strftime("%Y-%m-%d")
+        day = "d:" + now.astimezone().strftime("%Y-%m-%d")
         room = conn.execute(
             "INSERT INTO redemption_counters (resident_id, counter, period, amount) "
             "VALUES (%s, 'spend', %s, %s) ON CONFLICT (resident_id, counter, period) DO UPDATE "
             "SET amount = redemption_counters.amount + excluded.amount "
-            "WHERE redemption_counters.amount + excluded.amount <= %s RETURNING amount",
+            "WHERE redemption_counters.amount + excluded.amount <= %s "
+            "RETURNING redemption_counters.amount",
             (resident_id, day, points, limit or 500)).fetchone()
         if room is None:
             raise Refused("daily_limit_reached")
@@ -147,54 +137,51 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
             "INSERT INTO redemptions (channel, merchant_id, resident_id, community_id, "
             "district_id, offer_id, quantity, unit_points, points, captured_points, "
             "refunded_points, restocked, status, order_ref, resident_account_id, "
-            "merchant_account_id, spend_period, offer_period, created_by, created_at, "
-            "captured_at, resolved_at) VALUES ('paycode', %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "0, 0, 'captured', %s, %s, %s, %s, NULL, %s, %s, %s, %s) RETURNING id",
+            "merchant_account_id, spend_period, offer_period, transaction_id, hold_expires_at, "
+            "created_by, created_at, captured_at, resolved_at) VALUES ('paycode', %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, 0, 0, 'captured', %s, %s, %s, %s, NULL, NULL, NULL, %s, "
+            "%s, %s, %s) RETURNING id",
             (merchant_id, resident_id, community_id, district_id, offer_id, quantity, price,
              points, points, payload.get("order_ref"), resident_acct, merchant_acct, day,
              user_id, now, now, now)).fetchone()[0]
-        conn.execute("SELECT id, kind, owner_id, community_id, district_id, bounded, balance, "
-                     "held FROM ledger_accounts WHERE id IN (%s, %s)",
-                     (resident_acct, merchant_acct)).fetchall()
-        balance = conn.execute(
+        row = conn.execute(
             "UPDATE ledger_accounts SET balance = balance - %s, total_debited = total_debited "
-            "+ %s WHERE id = %s AND balance - %s >= held RETURNING balance",
+            "+ %s WHERE id = %s AND balance - %s >= held RETURNING balance, "
+            "nextval(pg_get_serial_sequence('ledger_transactions', 'id'))",
             (points, points, resident_acct, points)).fetchone()
-        if balance is None:
+        if row is None:
             raise Refused("insufficient_points")
+        balance, tx_id = row
         merchant_balance = conn.execute(
             "UPDATE ledger_accounts SET balance = balance + %s, total_credited = "
             "total_credited + %s WHERE id = %s RETURNING balance",
             (points, points, merchant_acct)).fetchone()[0]
-        tx_id = conn.execute(
-            "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id'))").fetchone()[0]
         digest = hashlib.sha256(json.dumps(
             [tx_id, "redemption", community_id, district_id, redemption_id, resident_id,
-             [[resident_acct, -points, balance[0]], [merchant_acct, points, merchant_balance]],
+             [[resident_acct, -points, balance], [merchant_acct, points, merchant_balance]],
              now.isoformat()]).encode()).hexdigest()
         conn.execute(
-            "INSERT INTO ledger_transactions (id, kind, community_id, district_id, quantity, "
-            "reference_type, reference_id, subject_resident_id, actor_user_id, shortfall, "
-            "created_at, content_hash) VALUES (%s, 'redemption', %s, %s, %s, 'redemption', %s, "
-            "%s, %s, 0, %s, %s)",
-            (tx_id, community_id, district_id, quantity, str(redemption_id), resident_id,
-             user_id, now, digest))
-        conn.execute(
+            "WITH t AS (INSERT INTO ledger_transactions (id, kind, community_id, district_id, "
+            "quantity, reference_type, reference_id, subject_resident_id, actor_user_id, "
+            "shortfall, created_at, content_hash) VALUES (%s, 'redemption', %s, %s, %s, "
+            "'redemption', %s, %s, %s, 0, %s, %s) RETURNING id) "
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, "
-            "community_id, district_id) VALUES (%s, %s, %s, %s, %s, %s), "
-            "(%s, %s, %s, %s, %s, %s)",
-            (tx_id, resident_acct, -points, balance[0], community_id, district_id,
-             tx_id, merchant_acct, points, merchant_balance, community_id, district_id))
+            "community_id, district_id) SELECT t.id, v.a, v.n, v.b, %s, %s FROM t, "
+            "unnest(CAST(%s AS bigint[]), CAST(%s AS bigint[]), CAST(%s AS bigint[])) "
+            "WITH ORDINALITY AS v(a, n, b, k) ORDER BY v.k",
+            (tx_id, community_id, district_id, quantity, str(redemption_id), resident_id,
+             user_id, now, digest, community_id, district_id, [resident_acct, merchant_acct],
+             [-points, points], [balance, merchant_balance]))
         conn.execute("UPDATE redemptions SET transaction_id = %s WHERE id = %s",
                      (tx_id, redemption_id))
+        conn.execute("RELEASE SAVEPOINT sp")
         receipt = {
             "id": redemption_id, "status": "captured", "channel": "paycode",
             "merchant": {"id": merchant_id, "name": merchant_name},
             "resident": {"id": resident_id, "name": (name or "")[:1] + "*"},
             "offer": {"id": offer_id, "title": title}, "quantity": quantity,
-            "points": points, "transaction_id": tx_id, "balance": balance[0],
-            "spendable": balance[0] - held, "created_at": now.isoformat(),
-            "hold_expires_at": (now + timedelta(0)).isoformat(),
+            "points": points, "transaction_id": tx_id, "balance": balance,
+            "spendable": balance - held, "created_at": now.isoformat(),
         }
         conn.execute("UPDATE idempotency_keys SET status_code = 201, response_body = %s "
                      "WHERE id = %s", (json.dumps(receipt, ensure_ascii=False), key_id))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, jsonify, make_response
+from flask import current_app, jsonify, make_response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..codes import render
 from ..common import PageArgs
+from ..errors import PROBLEM_MIMETYPE, DomainError
+from ..extensions import db
 from ..ledger import idempotency
 from ..merchants.service import get_merchant
 from ..security.authz import (
@@ -71,14 +73,10 @@ def _json(status: int, body: Any, *, replayed: bool = False):  # type: ignore[no
     return response
 
 
-def _once(fingerprint_body: Any, work, *, first=None):  # type: ignore[no-untyped-def]
-    """Run a points-moving request at most once per caller and Idempotency-Key.
-
-    `first` runs (and commits) before the work unless the key was already used: it spends
-    the pay code, so a replay answers with the stored receipt instead of `already_used`.
-    """
+def _once(fingerprint_body: Any, work):  # type: ignore[no-untyped-def]
+    """Run a points-moving request at most once per caller and Idempotency-Key."""
     return idempotency.respond_once(scope=f"user:{current_principal().user_id}",
-                                    fingerprint_body=fingerprint_body, work=work, before=first)
+                                    fingerprint_body=fingerprint_body, work=work)
 
 
 def _image(text: str, extension: str, *, cache: bool):  # type: ignore[no-untyped-def]
@@ -236,25 +234,39 @@ class Redemptions(MethodView):
     @blp.doc(parameters=IDEMPOTENCY_DOC)
     @policy("merchant.redeem")
     def post(self, body):
-        """Take a payment: scan the resident's pay code; spend (or hold) their points."""
+        """Take a payment: scan the resident's pay code; spend (or hold) their points.
+
+        The pay code is spent in the same database transaction as the payment and the
+        Idempotency-Key: a second request with the same key (a till retrying, or racing
+        itself) waits for the first and answers with its receipt. A refusal after the code
+        was read (out of stock, insufficient points, ...) is stored under the key too."""
         principal = current_principal()
-        merchant_id = principal.merchant_id
         now = _now()
-        scanned: dict[str, int] = {}
-
-        def spend_code() -> None:
-            scanned["resident_id"] = service.consume_paycode(
-                text=body["pay_code"], actor_user_id=principal.user_id, now=now)
-            service.expire_holds(now=now, resident_id=scanned["resident_id"])
-
-        def work() -> tuple[int, dict[str, Any]]:
-            return service.redeem(request=service.SpendRequest(
-                channel="paycode", resident_id=scanned["resident_id"], merchant_id=merchant_id,
-                actor_user_id=principal.user_id, offer_id=body.get("offer_id"),
-                quantity=body.get("quantity"), points=body.get("points"),
-                order_ref=body.get("order_ref"), capture=body["capture"]), now=now)
-
-        return _once(body, work, first=spend_code)
+        spend = service.SpendRequest(
+            channel="paycode", resident_id=0, merchant_id=principal.merchant_id,
+            actor_user_id=principal.user_id, offer_id=body.get("offer_id"),
+            quantity=body.get("quantity"), points=body.get("points"),
+            order_ref=body.get("order_ref"), capture=body["capture"])
+        key = idempotency.key_from_request()
+        try:
+            result, replayed = idempotency.run_once(
+                scope=f"user:{principal.user_id}", key=key,
+                fingerprint=idempotency.request_fingerprint(route=request.path, body=body),
+                work=lambda: service.redeem_paycode(text=body["pay_code"], spend=spend,
+                                                    now=now))
+        except DomainError:
+            raise
+        except Exception:
+            # A crash (not a refusal) rolled everything back: the till saw the code, so it
+            # must not be good again.
+            db.session.rollback()
+            service.burn_paycode(text=body["pay_code"], actor_user_id=principal.user_id,
+                                 now=now)
+            raise
+        response = _json(result.status, result.body, replayed=replayed)
+        if result.status >= 400:
+            response.mimetype = PROBLEM_MIMETYPE
+        return response
 
     @blp.arguments(RedemptionListArgs, location="query")
     @blp.response(200, RedemptionPage)
@@ -365,7 +377,6 @@ class Payments(MethodView):
         """Pay at a merchant by scanning its printed code (token or link)."""
         principal = current_principal()
         now = _now()
-        service.expire_holds(now=now, resident_id=principal.resident_id)
 
         def work() -> tuple[int, dict[str, Any]]:
             merchant_id = service.read_merchant_code(text=body["merchant_code"])

@@ -45,6 +45,11 @@ from ..ledger.service import (
     resident_account,
 )
 from ..merchants.service import ensure_active, get_merchant
+
+try:  # post() takes the accounts' facts from a caller that just read them (one query fewer)
+    from ..ledger.service import AccountFacts
+except ImportError:  # pragma: no cover - a ledger without that parameter
+    AccountFacts = None
 from ..orgs.models import OrgNode
 from ..people.models import Merchant, Resident, User
 from ..people.schemas import MAX_ID
@@ -163,19 +168,24 @@ def set_daily_limit(*, community_id: int, limit: int, actor_user_id: int) -> int
 
 def _take(*, resident_id: int, counter: str, period: str, amount: int, limit: int,
           code: str) -> None:
-    """Reserve room under a per-resident limit with a conditional update, or 409 `code`."""
-    db.session.execute(
-        _insert(SpendCounter.__table__)
-        .values(resident_id=resident_id, counter=counter, period=period, amount=0)
-        .on_conflict_do_nothing()
-    )
-    moved = db.session.execute(
-        _update(SpendCounter)
-        .where(SpendCounter.resident_id == resident_id, SpendCounter.counter == counter,
-               SpendCounter.period == period, SpendCounter.amount + amount <= limit)
-        .values(amount=SpendCounter.amount + amount)
-    ).rowcount
-    if moved != 1:
+    """Reserve room under a per-resident limit in one conditional upsert, or 409 `code`.
+
+    `INSERT … ON CONFLICT DO UPDATE SET amount = amount + n WHERE amount + n <= limit
+    RETURNING amount`: no row back means no room (PostgreSQL and SQLite alike).
+    """
+    table = SpendCounter.__table__
+    taken = None
+    if amount <= limit:
+        statement = _insert(table).values(resident_id=resident_id, counter=counter,
+                                          period=period, amount=amount)
+        taken = db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["resident_id", "counter", "period"],
+                set_={"amount": table.c.amount + statement.excluded.amount},
+                where=table.c.amount + statement.excluded.amount <= limit,
+            ).returning(table.c.amount)
+        ).scalar()
+    if taken is None:
         used = db.session.scalar(
             select(SpendCounter.amount).where(
                 SpendCounter.resident_id == resident_id, SpendCounter.counter == counter,
@@ -255,6 +265,79 @@ def consume_paycode(*, text: str, actor_user_id: int, now: datetime | None = Non
     if used != 1:
         raise code_failure("already_used", "this pay code has already been used")
     return int(row.resident_id)
+
+
+def take_paycode(*, text: str, actor_user_id: int, now: datetime | None = None) -> int:
+    """Check a pay code and mark it used in the CALLER's transaction; the resident id.
+
+    One conditional `UPDATE paycodes SET used_at … WHERE nonce = ? AND resident_id = ? AND
+    step = ? AND used_at IS NULL AND expires_at > now`; only when it matches nothing is the
+    row read, to name the reason (invalid, expired, already_used).
+    """
+    now = clock(now)
+    try:
+        fields = parse_code(text, expected=PAYCODE)
+    except CodeError as err:
+        raise code_failure(err.reason, err.detail) from None
+    nonce = fields["nonce"].hex()
+    used = db.session.execute(
+        _update(PayCode)
+        .where(PayCode.nonce == nonce, PayCode.resident_id == fields["resident_id"],
+               PayCode.step == fields["step"], PayCode.used_at.is_(None),
+               PayCode.expires_at > now)
+        .values(used_at=now, used_by_user_id=actor_user_id)
+    ).rowcount
+    if used == 1:
+        return int(fields["resident_id"])
+    row = db.session.execute(
+        select(PayCode.resident_id, PayCode.step, PayCode.expires_at)
+        .where(PayCode.nonce == nonce)
+    ).first()
+    if row is None or row.resident_id != fields["resident_id"] or row.step != fields["step"]:
+        raise code_failure("invalid", "this pay code was never issued")
+    if as_utc(row.expires_at) <= now:
+        raise code_failure("expired", f"a pay code is valid for {PAYCODE_SECONDS} seconds")
+    raise code_failure("already_used", "this pay code has already been used")
+
+
+def burn_paycode(*, text: str, actor_user_id: int, now: datetime | None = None) -> None:
+    """Mark a pay code used in its own transaction (after an attempt crashed); best effort."""
+    try:
+        take_paycode(text=text, actor_user_id=actor_user_id, now=now)
+        db.session.commit()
+    except Exception:  # the code was bad or already used: nothing to burn
+        db.session.rollback()
+
+
+def redeem_paycode(*, text: str, spend: SpendRequest,
+                   now: datetime | None = None) -> tuple[int, dict[str, Any]]:
+    """A merchant's scan, whole: spend the pay code and redeem in ONE database transaction.
+
+    Runs inside idempotency.run_once (which claimed the Idempotency-Key first, so a second
+    request with the same key waits for this one and then replays its answer: one posting,
+    the same receipt). The code is spent by the first attempt that reads it even if the
+    payment fails: the payment runs in a savepoint, and a refusal (insufficient points, out
+    of stock, ...) rolls back only the savepoint and is returned as the stored answer — the
+    code's use and the refusal commit together, and a retry with the same key gets the same
+    refusal. A code that cannot be read at all (invalid, expired, already used) raises, and
+    nothing is stored. `spend.resident_id` is ignored: the code names the resident.
+    """
+    from dataclasses import replace
+
+    from ..errors import problem_response
+
+    now = clock(now)
+    resident_id = take_paycode(text=text, actor_user_id=spend.actor_user_id, now=now)
+    savepoint = db.session.begin_nested()
+    try:
+        result = redeem(request=replace(spend, resident_id=resident_id), now=now)
+    except DomainError as err:
+        savepoint.rollback()
+        problem = problem_response(status=err.status, code=err.code, detail=err.detail,
+                                   errors=err.errors, extra=err.extra)
+        return err.status, problem.get_json()
+    savepoint.commit()
+    return result
 
 
 def purge_paycodes(*, now: datetime | None = None, keep: timedelta = timedelta(days=1)) -> int:
@@ -470,32 +553,99 @@ class SpendRequest:
     capture: bool = True
 
 
+def _spender(resident_id: int) -> Any:
+    """The resident's facts a spend needs, in one statement: community, its path and time
+    zone, the daily limit, the masked name's source, and the points account (id, held)."""
+    if not 0 < resident_id <= MAX_ID:
+        return None
+    return db.session.execute(
+        select(Resident.id, Resident.community_id, User.display_name, OrgNode.path,
+               OrgNode.timezone, RedemptionPolicy.daily_limit, Account.id.label("account_id"),
+               Account.held)
+        .join(User, User.id == Resident.user_id)
+        .join(OrgNode, OrgNode.id == Resident.community_id)
+        .outerjoin(RedemptionPolicy, RedemptionPolicy.community_id == Resident.community_id)
+        .outerjoin(Account, (Account.kind == "resident") & (Account.owner_id == Resident.id)
+                   & (Account.community_id == Resident.community_id))
+        .where(Resident.id == resident_id)
+    ).first()
+
+
+def _trading_merchant(merchant_id: int) -> Any:
+    """The merchant (share-locked on PostgreSQL, so a suspension waits for this spend) with
+    its account, in one statement; 404 / 409 merchant_suspended / merchant_not_active."""
+    row = None
+    if 0 < merchant_id <= MAX_ID:
+        row = db.session.execute(
+            select(Merchant.id, Merchant.name, Merchant.status, Merchant.org_node_id,
+                   Account.id.label("account_id"), Account.district_id)
+            .outerjoin(Account, (Account.kind == "merchant")
+                       & (Account.owner_id == Merchant.id))
+            .where(Merchant.id == merchant_id)
+            .with_for_update(read=True, of=Merchant)
+        ).first()
+    if row is None:
+        raise NotFound("not_found", f"merchant {merchant_id} does not exist")
+    if row.status == "suspended":
+        raise Conflict("merchant_suspended", f"merchant {merchant_id} is suspended")
+    if row.status != "active":
+        raise Conflict("merchant_not_active",
+                       f"merchant {merchant_id} is {row.status}, not active")
+    return row
+
+
+def _offer_for_spend(offer_id: int) -> Any:
+    """The offer's columns a spend needs, with its node's path, in one statement."""
+    if not 0 < offer_id <= MAX_ID:
+        return None
+    return db.session.execute(
+        select(Offer.id, Offer.merchant_id, Offer.title, Offer.points_price, Offer.stock,
+               Offer.per_resident_limit, Offer.limit_period, Offer.starts_at, Offer.ends_at,
+               Offer.status, OrgNode.path)
+        .join(OrgNode, OrgNode.id == Offer.org_node_id)
+        .where(Offer.id == offer_id)
+    ).first()
+
+
 def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, dict[str, Any]]:
     """Spend (or, with capture=False, hold) a resident's points at a merchant; the receipt.
 
     Runs inside idempotency.run_once: it writes without committing. Order of work (and of
     row locks, the same for every spend): merchant (share lock), offer stock, counters,
-    then the accounts inside post().
+    then the accounts inside post(). Every fact is read once, with the columns it needs
+    (no ORM entities), and the receipt is built from what was read and written.
     """
     now = clock(now)
-    merchant = ensure_active(request.merchant_id, lock=True)
-    resident = _get(Resident, request.resident_id, "resident")
+    merchant = _trading_merchant(request.merchant_id)
+    resident = _spender(request.resident_id)
+    if resident is None:
+        raise NotFound("not_found", f"resident {request.resident_id} does not exist")
     community_id = resident.community_id
-    district_id = district_of(community_id=community_id)
-    merchant_acct = open_merchant_account(merchant=merchant)
-    if db.session.get(Account, merchant_acct).district_id != district_id:
+    district_id = int(resident.path.strip("/").split("/")[0])
+    merchant_acct, merchant_district = merchant.account_id, merchant.district_id
+    if merchant_acct is None:  # first spend at this merchant
+        merchant_acct = open_merchant_account(merchant=db.session.get(Merchant, merchant.id))
+        merchant_district = district_of(community_id=merchant.org_node_id)
+    if merchant_district != district_id:
         raise Conflict("cross_district",
                        "points are spent only at merchants of the resident's own district")
-    resident_acct = resident_account(resident_id=resident.id, community_id=community_id)
-    keys = period_keys(at=now, timezone=_timezone(community_id))
+    resident_acct, held = resident.account_id, int(resident.held or 0)
+    if resident_acct is None:
+        resident_acct = resident_account(resident_id=resident.id, community_id=community_id)
+    elif held:
+        # Lazy expiry: holds past their time stop counting before this spend is checked.
+        expired = _expire_holds_here(now=now, resident_id=resident.id)
+        if expired:
+            held = int(db.session.scalar(select(Account.held).where(
+                Account.id == resident_acct)) or 0)
+    keys = period_keys(at=now, timezone=resident.timezone or DEFAULT_TIMEZONE)
 
     offer, quantity, unit, offer_period = None, None, None, None
     if request.offer_id is not None:
-        offer = db.session.get(Offer, request.offer_id) if request.offer_id <= MAX_ID else None
+        offer = _offer_for_spend(request.offer_id)
         if offer is None or offer.merchant_id != merchant.id:
             raise ValidationFailed(errors={"offer_id": ["No such offer at this merchant."]})
-        if not _available(offer, now) or not _on_branch(_path(offer.org_node_id),
-                                                        _path(community_id)):
+        if not _available(offer, now) or not _on_branch(offer.path, resident.path):
             raise Conflict("offer_not_available", "this offer cannot be redeemed now")
         quantity = request.quantity or 1
         unit = offer.points_price
@@ -513,44 +663,92 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
                   amount=quantity, limit=offer.per_resident_limit, code="offer_limit_reached")
     else:
         points = int(request.points or 0)
+    limit = (int(current_app.config["REDEMPTION_DAILY_LIMIT"]) if resident.daily_limit is None
+             else int(resident.daily_limit))
     _take(resident_id=resident.id, counter="spend", period=keys["day"], amount=points,
-          limit=daily_limit(community_id=community_id), code="daily_limit_reached")
+          limit=limit, code="daily_limit_reached")
 
-    redemption = Redemption(
-        channel=request.channel, merchant_id=merchant.id, resident_id=resident.id,
-        community_id=community_id, district_id=district_id,
-        offer_id=offer.id if offer else None, quantity=quantity, unit_points=unit,
-        points=points, captured_points=0, refunded_points=0, restocked=0,
-        status="held", order_ref=request.order_ref, resident_account_id=resident_acct,
-        merchant_account_id=merchant_acct, spend_period=keys["day"], offer_period=offer_period,
-        created_by=request.actor_user_id, created_at=now,
-    )
-    db.session.add(redemption)
-    db.session.flush()
+    row: dict[str, Any] = {
+        "channel": request.channel, "merchant_id": merchant.id, "resident_id": resident.id,
+        "community_id": community_id, "district_id": district_id,
+        "offer_id": offer.id if offer else None, "quantity": quantity, "unit_points": unit,
+        "points": points, "captured_points": 0, "refunded_points": 0, "restocked": 0,
+        "status": "held", "order_ref": request.order_ref,
+        "resident_account_id": resident_acct, "merchant_account_id": merchant_acct,
+        "spend_period": keys["day"], "offer_period": offer_period,
+        "created_by": request.actor_user_id, "created_at": now, "transaction_id": None,
+        "hold_expires_at": None, "captured_at": None, "resolved_at": None,
+    }
     if request.capture:
-        transaction = _post_spend(redemption, points, request.actor_user_id)
-        redemption.status = "captured"
-        redemption.captured_points = points
-        redemption.transaction_id = transaction.id
-        redemption.captured_at = redemption.resolved_at = now
+        row.update(status="captured", captured_points=points, captured_at=now, resolved_at=now)
     else:
-        place_hold(account_id=resident_acct, amount=points)
-        redemption.hold_expires_at = now + timedelta(
-            minutes=int(current_app.config["HOLD_MINUTES"]))
-    db.session.flush()
-    return 201, receipt(redemption)
+        row["hold_expires_at"] = now + timedelta(minutes=int(current_app.config["HOLD_MINUTES"]))
+    row["id"] = db.session.execute(
+        Redemption.__table__.insert().values(**row).returning(Redemption.__table__.c.id)
+    ).scalar_one()
+    if request.capture:
+        known: dict[str, Any] = {}
+        if AccountFacts is not None:
+            known["accounts"] = {
+                resident_acct: AccountFacts(resident_acct, "resident", resident.id, True,
+                                            district_id),
+                merchant_acct: AccountFacts(merchant_acct, "merchant", merchant.id, True,
+                                            merchant_district)}
+        transaction = post(transfer=_spend_transfer(row, points, request.actor_user_id),
+                           **known)
+        row["transaction_id"] = transaction.id
+        db.session.execute(
+            _update(Redemption).where(Redemption.id == row["id"])
+            .values(transaction_id=transaction.id)
+        )
+        new_balance = next(entry[2] for entry in transaction.posted_entries  # type: ignore[attr-defined]
+                           if entry[0] == resident_acct)
+    else:
+        held = place_hold(account_id=resident_acct, amount=points)
+        new_balance = int(db.session.scalar(select(Account.balance).where(
+            Account.id == resident_acct)))
+    body = _receipt_of(row, resident_name=resident.display_name, merchant_name=merchant.name,
+                       offer_title=offer.title if offer else None)
+    # Spendable as of this payment: the balance it left minus what is held.
+    body["balance"] = new_balance
+    body["spendable"] = new_balance - held
+    return 201, body
+
+
+def _receipt_of(row: dict[str, Any], *, resident_name: str | None, merchant_name: str | None,
+                offer_title: str | None) -> dict[str, Any]:
+    """The receipt's fields from values at hand (the same shape receipt() reads back)."""
+    return {
+        "id": row["id"], "status": row["status"], "channel": row["channel"],
+        "merchant": {"id": row["merchant_id"], "name": merchant_name},
+        "resident": {"id": row["resident_id"], "name": mask_name(resident_name)},
+        "offer": ({"id": row["offer_id"], "title": offer_title}
+                  if row["offer_id"] is not None else None),
+        "quantity": row["quantity"], "points": row["points"],
+        "captured_points": row["captured_points"],
+        "refunded_points": row["refunded_points"], "order_ref": row["order_ref"],
+        "transaction_id": row["transaction_id"],
+        "hold_expires_at": _iso(row["hold_expires_at"]),
+        "created_at": _iso(row["created_at"]),
+        "captured_at": _iso(row["captured_at"]),
+        "resolved_at": _iso(row["resolved_at"]),
+    }
+
+
+def _spend_transfer(row: Any, points: int, actor_user_id: int) -> Transfer:
+    """The ledger transfer of a spend: resident -> merchant, referencing the redemption."""
+    get = row.__getitem__ if isinstance(row, dict) else row.__getattribute__
+    return Transfer(
+        kind="redemption", community_id=get("community_id"), district_id=get("district_id"),
+        legs=(Leg(get("resident_account_id"), -points), Leg(get("merchant_account_id"), points)),
+        actor_user_id=actor_user_id, quantity=get("quantity"),
+        reference_type="redemption", reference_id=str(get("id")),
+        subject_resident_id=get("resident_id"),
+    )
 
 
 def _post_spend(redemption: Redemption, points: int, actor_user_id: int) -> LedgerTransaction:
-    return post(transfer=Transfer(
-        kind="redemption", community_id=redemption.community_id,
-        district_id=redemption.district_id,
-        legs=(Leg(redemption.resident_account_id, -points),
-              Leg(redemption.merchant_account_id, points)),
-        actor_user_id=actor_user_id, quantity=redemption.quantity,
-        reference_type="redemption", reference_id=str(redemption.id),
-        subject_resident_id=redemption.resident_id,
-    ))
+    return post(transfer=_spend_transfer(redemption, points, actor_user_id))
 
 
 def get_redemption(*, redemption_id: int) -> Redemption:
@@ -623,30 +821,46 @@ def void(*, redemption_id: int, now: datetime | None = None) -> tuple[int, dict[
     return 200, receipt(redemption)
 
 
+def _expire_holds_here(*, now: datetime, resident_id: int | None = None,
+                       redemption_id: int | None = None, limit: int | None = None) -> int:
+    """Release expired holds in the caller's transaction (no commit); the count.
+
+    Each hold is claimed with `UPDATE … SET status = 'expired' WHERE id = ? AND status =
+    'held'`, so a capture, a void, a lazy expiry and the sweeper never both win.
+    """
+    query = select(Redemption.id).where(Redemption.status == "held",
+                                        Redemption.hold_expires_at <= now)
+    if resident_id is not None:
+        query = query.where(Redemption.resident_id == resident_id)
+    if redemption_id is not None:
+        query = query.where(Redemption.id == redemption_id)
+    query = query.order_by(Redemption.id)
+    if limit is not None:
+        query = query.limit(limit)
+    expired = 0
+    for hold_id in list(db.session.scalars(query)):
+        claimed = db.session.execute(
+            _update(Redemption)
+            .where(Redemption.id == hold_id, Redemption.status == "held")
+            .values(status="expired", resolved_at=now)
+        ).rowcount
+        if claimed == 1:
+            _unwind_hold(db.session.get(Redemption, hold_id))
+            expired += 1
+    return expired
+
+
 def expire_holds(*, now: datetime | None = None, resident_id: int | None = None,
                  redemption_id: int | None = None, batch: int = 500) -> int:
     """Release holds past their expiry (all, one resident's, or one); commits; the count."""
     now = clock(now)
     expired = 0
     while True:
-        query = select(Redemption.id).where(Redemption.status == "held",
-                                            Redemption.hold_expires_at <= now)
-        if resident_id is not None:
-            query = query.where(Redemption.resident_id == resident_id)
-        if redemption_id is not None:
-            query = query.where(Redemption.id == redemption_id)
-        ids = list(db.session.scalars(query.order_by(Redemption.id).limit(batch)))
-        for hold_id in ids:
-            claimed = db.session.execute(
-                _update(Redemption)
-                .where(Redemption.id == hold_id, Redemption.status == "held")
-                .values(status="expired", resolved_at=now)
-            ).rowcount
-            if claimed == 1:
-                _unwind_hold(db.session.get(Redemption, hold_id))
-                expired += 1
+        before = expired
+        expired += _expire_holds_here(now=now, resident_id=resident_id,
+                                      redemption_id=redemption_id, limit=batch)
         db.session.commit()
-        if len(ids) < batch:
+        if expired - before < batch:
             return expired
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -110,3 +111,57 @@ def test_one_pay_code_scanned_by_many_tills_pays_once(app, client, world):
 
     assert Counter(race(16, one)) == {201: 1, "already_used": 15}
     assert balance(app, world.resident) == (90, 0)
+
+
+def _redemption_postings(app) -> int:
+    from pointsvc.ledger.models import LedgerTransaction
+
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(LedgerTransaction)
+                                  .where(LedgerTransaction.kind == "redemption"))
+        db.session.remove()
+        return count
+
+
+def test_same_key_and_body_racing_pay_once_and_answer_one_receipt(app, client, world):
+    """A till that sends its request twice at once (a retry racing the first): the second
+    waits on the Idempotency-Key and replays the first's receipt, never `already_used`."""
+    fund(app, world.resident, 100)
+    code = paycode(client, app, world.resident_user)
+    from tests.factories import auth
+
+    # one token and one key for every thread, as one till retrying would send them
+    token_headers = auth(app, world.shop_operator, **{"Idempotency-Key": "till-7-order-42"})
+
+    def one(_):
+        r = app.test_client().post("/api/v1/redemptions",
+                                   json={"pay_code": code, "points": 10, "order_ref": "42"},
+                                   headers=token_headers)
+        return r.status_code, r.get_json(), r.headers.get("Idempotent-Replayed")
+
+    results = race(8, one)
+    assert [status for status, _, _ in results] == [201] * 8, results
+    receipts = {json.dumps(body, sort_keys=True) for _, body, _ in results}
+    assert len(receipts) == 1
+    assert sorted(replayed or "" for _, _, replayed in results) == [""] + ["true"] * 7
+    assert balance(app, world.resident) == (90, 0)
+    assert merchant_balance(app, world.shop) == 10
+    assert _redemption_postings(app) == 1
+
+
+def test_same_key_racing_a_refused_payment_replays_the_one_refusal(app, client, world):
+    fund(app, world.resident, 5)
+    code = paycode(client, app, world.resident_user)
+    from tests.factories import auth
+
+    headers = auth(app, world.shop_operator, **{"Idempotency-Key": "till-7-order-43"})
+
+    def one(_):
+        r = app.test_client().post("/api/v1/redemptions", json={"pay_code": code, "points": 10},
+                                   headers=headers)
+        return r.status_code, r.get_json()["code"], r.mimetype
+
+    results = race(6, one)
+    assert set(results) == {(409, "insufficient_points", "application/problem+json")}
+    assert balance(app, world.resident) == (5, 0)
+    assert _redemption_postings(app) == 0
