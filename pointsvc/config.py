@@ -157,6 +157,9 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         # Redemption: holds expire after N minutes; refunds allowed N days after capture;
         # a community without its own setting lets a resident spend N points a day.
         "HOLD_MINUTES": _env_int("HOLD_MINUTES", 15),
+        # Serving processes release expired holds every N seconds (0: only lazily and by
+        # `flask redemption expire-holds`).
+        "HOLD_SWEEP_SECONDS": _env_int("HOLD_SWEEP_SECONDS", 30),
         "REFUND_DAYS": _env_int("REFUND_DAYS", 7),
         "REDEMPTION_DAILY_LIMIT": _env_int("REDEMPTION_DAILY_LIMIT", 500),
         # Events (pointsvc/events, docs/events.md): residents still inside at close are

@@ -23,7 +23,7 @@ from ..security.authz import (
     require_owner_or_scope,
     require_scope,
 )
-from . import service
+from . import service, sweeper
 from .schemas import (
     CaptureIn,
     CodeFormatArgs,
@@ -53,6 +53,8 @@ from .schemas import (
 
 blp = Blueprint("redemption", __name__, url_prefix="/api/v1",
                 description="Offers, pay codes, redemptions, refunds and settlement")
+# Serving processes release expired holds in the background (see sweeper.py).
+blp.record_once(lambda state: sweeper.install(state.app))
 
 IDEMPOTENCY_DOC = [{"in": "header", "name": "Idempotency-Key", "required": True,
                     "schema": {"type": "string", "maxLength": 128}}]
