@@ -16,8 +16,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import request
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
+from .. import sql
 from ..common import utcnow
 from ..errors import Conflict, DomainError
 from ..extensions import db
@@ -84,15 +85,8 @@ def run_once(
     its writes without committing and returns (status, JSON-able body); the key row, the
     work and the stored response commit together.
     """
-    from .service import _insert
-
-    claimed = db.session.execute(
-        _insert(IdempotencyKey.__table__)
-        .values(scope=scope, key=key, request_hash=fingerprint, status_code=PENDING,
-                response_body="null", created_at=utcnow())
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.id)
-    ).scalar()
+    claimed = sql.one(_CLAIM, {"scope": scope, "key": key, "hash": fingerprint,
+                               "pending": PENDING, "created_at": sql.db_time(utcnow())})
     if claimed is None:
         try:
             found = _stored(scope, key)
@@ -106,14 +100,20 @@ def run_once(
     except BaseException:
         db.session.rollback()
         raise
-    db.session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == claimed)
-        .values(status_code=status,
-                response_body=json.dumps(body, ensure_ascii=False, default=str))
-    )
+    sql.rows("UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s "
+             "WHERE id = %(id)s",
+             {"status": status, "body": json.dumps(body, ensure_ascii=False, default=str),
+              "id": claimed[0]})
     db.session.commit()
     return Replay(status, body), False
+
+
+# A concurrent request with the same key waits on the unique index, then finds no row here.
+_CLAIM = (
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, "
+    "created_at) VALUES (%(scope)s, %(key)s, %(hash)s, %(pending)s, 'null', %(created_at)s) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 def purge_expired() -> int:
