@@ -6,7 +6,8 @@ import importlib
 import sys
 
 BENCHMARKS = ("me_vs_hello", "import_10k", "awards", "hot_issuance", "bulk_10k",
-              "big_ledger", "verify_rate", "redemption")
+              "big_ledger", "verify_rate", "redemption", "events_checkin", "events_render",
+              "events_close")
 
 
 def main(argv: list[str]) -> int:

@@ -78,12 +78,14 @@ def _staff_event(event_id: int, action: str):  # type: ignore[no-untyped-def]
     return event
 
 
-def _image(text: str, extension: str):  # type: ignore[no-untyped-def]
+def _image(text: str, extension: str, *, rotating: bool = False):  # type: ignore[no-untyped-def]
+    """The QR image; a rotating (check-in) code is drawn with a fixed mask, much faster."""
     if extension == "png":
-        response = make_response(render.png(text))
+        response = make_response(render.png_rotating(text) if rotating else render.png(text))
         response.mimetype = "image/png"
     else:
-        response = make_response(render.svg(text))
+        mask = render.ROTATING_MASK if rotating else None
+        response = make_response(render.svg(text, mask_pattern=mask))
         response.mimetype = "image/svg+xml"
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -303,7 +305,7 @@ class CheckinCode(MethodView):
             response = make_response(jsonify(code))
             response.headers["Cache-Control"] = "no-store"
             return response
-        response = _image(code["url"], args["format"])
+        response = _image(code["url"], args["format"], rotating=True)
         response.headers["X-Checkin-Code-Expires"] = code["expires_at"]
         return response
 
@@ -543,4 +545,4 @@ def kiosk_code(event_id: int):  # type: ignore[no-untyped-def]
     """The current code as SVG for the kiosk screen."""
     event = _kiosk_event(event_id)
     code = service.checkin_code(event_id=event.id, direction=_direction(), now=_now())
-    return _kiosk_headers(_image(code["url"], "svg"))
+    return _kiosk_headers(_image(code["url"], "svg", rotating=True))
