@@ -1,13 +1,10 @@
 -- POST a pay-code redemption per request, each with a FRESH one-time pay code.
--- Arguments: path codes_file tills_file mode run_tag threads think_ms
+-- Arguments: path codes_file tills_file mode run_tag threads
 --   codes_file: one valid pay code per line (minted by bench/redemption.py just before the
 --               run); wrk thread t of T takes lines t, t+T, t+2T, ... so no code is sent twice
 --   tills_file: one merchant per line: "token user_id merchant_id offer_id"
 --   mode:       "app" sends the operator's bearer token; "raw" sends X-Bench-User and
 --               X-Bench-Merchant for the bare baseline (which does the same SQL, no JWT)
---   think_ms:   0 = closed loop (each connection sends its next request at once: saturation);
---               > 0 = each connection (a till) waits a random think time, exponential with
---               this mean, before its next scan (an offered load, for latency)
 -- Requests go round-robin over the merchants; a unique Idempotency-Key per request.
 local threads = {}
 local counter = 0
@@ -26,7 +23,6 @@ function init(args)
   tag = args[5]
   thread_id = tid
   nthreads = tonumber(args[6])
-  think = tonumber(args[7] or "0")
   local step = nthreads
   local n = 0
   for line in io.lines(args[2]) do
@@ -40,11 +36,6 @@ function init(args)
     if token then table.insert(tills, {token = token, user = user, merchant = merchant,
                                         offer = offer}) end
   end
-end
-
-function delay()
-  if think <= 0 then return 0 end
-  return math.floor(-think * math.log(1 - math.random()))
 end
 
 function request()
