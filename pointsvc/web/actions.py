@@ -132,3 +132,26 @@ def refund(*, key: str, redemption_id: int, points: int, reason: str) -> dict[st
     return _once(route="web:till/refund", key=key, body=body,
                  work=lambda: redemption.refund(redemption_id=redemption_id, points=points,
                                                 reason=reason, actor_user_id=actor, now=now))
+
+
+def award(*, key: str, resident_id: int, rule_code: str, quantity: int,
+          memo: str | None) -> tuple[int, dict[str, Any]]:
+    """Staff award under a rule (as POST /api/v1/awards): 201 posted, or 202 waiting for a
+    second staff member. The caller has checked scope (authz.require_scope)."""
+    from ..ledger import awards
+
+    actor = current_principal().user_id
+    resident = awards.award_subject(resident_id=resident_id)
+    awards.refuse_self_dealing(actor_user_id=actor, resident=resident, action="award")
+    request = awards.AwardRequest(resident_id=resident.id, rule_code=rule_code,
+                                  quantity=quantity, memo=memo)
+    body = {"resident_id": resident_id, "rule_code": rule_code, "quantity": quantity,
+            "memo": memo}
+    if not idempotency.KEY_PATTERN.match(key or ""):
+        raise DomainError("idempotency_key_required", "the form lost its key", status=400)
+    result, _replayed = idempotency.run_once(
+        scope=_scope(), key=key,
+        fingerprint=idempotency.request_fingerprint(route="web:console/award", body=body),
+        work=lambda: awards.submit_award(actor_user_id=actor, request=request,
+                                         resident=resident))
+    return result.status, result.body

@@ -29,3 +29,13 @@ def kind_label(kind: str) -> str:
 
 def status_label(status: str) -> str:
     return str(STATUSES.get(status, status))
+
+APPROVAL_REASONS = {
+    "manual_adjustment": _l("Manual adjustment without a rule"),
+    "rule_requires_approval": _l("The rule needs approval"),
+    "above_threshold": _l("Above the community's approval threshold"),
+}
+
+
+def approval_reason(reason: str) -> str:
+    return str(APPROVAL_REASONS.get(reason, reason))

@@ -52,3 +52,34 @@ def todays_redemptions(*, merchant_id: int, timezone: str) -> list[dict]:
             found.append(item)
         if cursor is None:
             return found
+
+
+def pending_awards(*, scope_paths: list[str], limit: int = _PAGE) -> list[dict]:
+    """Awards waiting for a second staff member in these subtrees, oldest first (the same
+    query as GET /api/v1/approvals?status=pending)."""
+    from sqlalchemy import or_, select
+
+    from ..extensions import db
+    from ..ledger import awards
+    from ..ledger.models import PendingAward
+    from ..orgs.models import OrgNode
+
+    if not scope_paths:
+        return []
+    rows = db.session.scalars(
+        select(PendingAward)
+        .join(OrgNode, OrgNode.id == PendingAward.community_id)
+        .where(PendingAward.status == "pending")
+        .where(or_(*[OrgNode.path.startswith(path, autoescape=True) for path in scope_paths]))
+        .order_by(PendingAward.id).limit(limit)
+    )
+    items = [awards.pending_json(row) for row in rows]
+    from ..people.models import Resident, User
+
+    names = dict(db.session.execute(
+        select(Resident.id, User.display_name).join(User, User.id == Resident.user_id)
+        .where(Resident.id.in_({item["resident_id"] for item in items}))
+    ).all()) if items else {}
+    for item in items:
+        item["resident_name"] = names.get(item["resident_id"])
+    return items

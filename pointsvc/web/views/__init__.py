@@ -13,7 +13,7 @@ from ...errors import DomainError
 from ...extensions import db
 from .. import format as fmt
 from ..i18n import html_lang
-from ..labels import kind_label, status_label
+from ..labels import approval_reason, kind_label, status_label
 from ..messages import explain
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "signed_in": principal is not None,
         "is_resident": bool(principal and principal.may("resident.self")),
         "is_merchant": bool(principal and principal.may("merchant.redeem")),
+        "is_staff": bool(principal and principal.may("people.read")),
         "kind_label": kind_label,
+        "approval_reason": approval_reason,
         "status_label": status_label,
     }
 
@@ -103,4 +105,4 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import auth, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import auth, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)

@@ -26,15 +26,14 @@ def _home_of(principal) -> str:  # type: ignore[no-untyped-def]
         return url_for("web.till")
     if principal is not None and principal.may("resident.self"):
         return url_for("web.wallet")
+    if principal is not None and principal.may("people.read"):
+        return url_for("web.console")
     return url_for("web.login")
 
 
 @bp.get("/")
 def home():
     principal = pages.page_principal()
-    if principal is not None and not (principal.may("resident.self")
-                                      or principal.may("merchant.redeem")):
-        return render_template("web/staff.html")
     return redirect(_home_of(principal))
 
 

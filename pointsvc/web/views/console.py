@@ -1,0 +1,134 @@
+"""The staff console, first part: find a resident, award under a rule, decide approvals,
+read the rule book. Scope is authz's: every object is checked with require_scope."""
+
+from __future__ import annotations
+
+from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ...ledger import awards
+from ...ledger import rules as rulebook
+from ...ledger.schemas import MAX_QUANTITY
+from ...people import service as people
+from ...security.authz import current_principal, require_scope
+from .. import actions
+from ..forms import Form, new_form_key
+from ..reads import pending_awards
+from ..session import login_required
+from . import bp
+
+MAX_ID = 2**62
+PAGE = 50
+
+
+def _resident(resident_id: int) -> dict:
+    """A resident the staff member covers (403 otherwise), as the page shows them."""
+    record = people.get_resident(resident_id=resident_id)
+    require_scope("awards.create", record.community_path)
+    return {"id": record.resident.id, "name": record.user.display_name,
+            "community_path": record.community_path}
+
+
+def _rules(community_path: str) -> list:
+    return [rule for rule in rulebook.effective_rules(node_path=community_path)
+            if rulebook.is_active(rule)]
+
+
+@bp.get("/console")
+@login_required("people.read", login_endpoint="web.till_login")
+def console():
+    principal = current_principal()
+    return render_template("web/console/home.html",
+                           may_award=principal.may("awards.create"),
+                           pending=len(pending_awards(
+                               scope_paths=principal.scope_paths("awards.approve"))))
+
+
+@bp.get("/console/residents")
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_residents():
+    form = Form(request.args)
+    q = form.text("q", max_length=64, required=False)
+    records, _cursor = people.list_residents(
+        scope_paths=current_principal().scope_paths("awards.create"), limit=PAGE,
+        cursor=None, q=q) if form.ok else ([], None)
+    found = [{"id": r.resident.id, "name": r.user.display_name} for r in records]
+    return render_template("web/console/residents.html", form=form, found=found), (
+        200 if form.ok else 422)
+
+
+def _award_form(resident: dict, form: Form, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("web/console/award.html", resident=resident, form=form,
+                           rules=_rules(resident["community_path"])), status
+
+
+def _read_award(form: Form, resident: dict):  # type: ignore[no-untyped-def]
+    code = form.text("rule_code", max_length=64)
+    quantity = form.integer("quantity", maximum=MAX_QUANTITY)
+    memo = form.text("memo", max_length=500, required=False)
+    rule = next((r for r in _rules(resident["community_path"]) if r.code == code), None)
+    if code and rule is None:
+        form.errors["rule_code"] = _("No such rule here.")
+    return rule, quantity, memo
+
+
+@bp.route("/console/residents/<int:resident_id>/award", methods=["GET", "POST"])
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_award(resident_id: int):
+    resident = _resident(resident_id)
+    form = Form(request.form if request.method == "POST" else {})
+    if request.method == "GET":
+        return _award_form(resident, form)
+    rule, quantity, memo = _read_award(form, resident)
+    if not form.ok or rule is None:
+        return _award_form(resident, form, 422)
+    points = rulebook.points_for(rule=rule, quantity=quantity or 0)
+    return render_template("web/console/award_confirm.html", resident=resident, rule=rule,
+                           quantity=quantity, memo=memo, points=points, key=new_form_key())
+
+
+@bp.post("/console/residents/<int:resident_id>/award/post")
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_award_post(resident_id: int):
+    resident = _resident(resident_id)
+    form = Form(request.form)
+    rule, quantity, memo = _read_award(form, resident)
+    if not form.ok or rule is None:
+        return _award_form(resident, form, 422)
+    status, body = actions.award(key=form.value("key"), resident_id=resident_id,
+                                 rule_code=rule.code, quantity=quantity or 0, memo=memo)
+    return render_template("web/console/award_done.html", resident=resident, rule=rule,
+                           pending=status == 202, body=body)
+
+
+@bp.get("/console/approvals")
+@login_required("awards.approve", login_endpoint="web.till_login")
+def console_approvals():
+    items = pending_awards(scope_paths=current_principal().scope_paths("awards.approve"))
+    return render_template("web/console/approvals.html", items=items, form=Form({}),
+                           blank=Form({}), failed=None)
+
+
+@bp.post("/console/approvals/<int:pending_id>")
+@login_required("awards.approve", login_endpoint="web.till_login")
+def console_decide(pending_id: int):
+    pending = awards.get_pending(pending_id=pending_id)
+    require_scope("awards.approve", awards.community_path(community_id=pending.community_id))
+    form = Form(request.form)
+    decision = form.value("decision")
+    reason = form.text("reason", max_length=500, required=decision == "reject")
+    if decision not in ("approve", "reject") or not form.ok:
+        items = pending_awards(scope_paths=current_principal().scope_paths("awards.approve"))
+        return render_template("web/console/approvals.html", items=items, form=form,
+                               blank=Form({}), failed=pending_id), 422
+    awards.decide(pending_id=pending_id, actor_user_id=current_principal().user_id,
+                  approve=decision == "approve", reason=reason)
+    return redirect(url_for("web.console_approvals"))
+
+
+@bp.get("/console/rules")
+@login_required("rules.read", login_endpoint="web.till_login")
+def console_rules():
+    paths = current_principal().scope_paths("rules.read")
+    return render_template("web/console/rules.html",
+                           rules=rulebook.effective_rules(node_path=paths[0]) if paths else [])
