@@ -73,11 +73,11 @@ def test_another_merchants_redemption_is_refused(app, world, resident_page, till
     assert merchant_balance(app, world.partner) == 10
 
 
-def test_staff_get_a_placeholder_not_a_wallet(app, world):
+def test_staff_get_the_console_not_a_wallet(app, world):
     staff = Page(app.test_client())
     staff.sign_in(app, world.organizer_a, till=True)
     response = staff.get("/")
-    assert response.status_code == 200 and "工作台" in text_of(response)
+    assert response.status_code == 302 and response.location == "/console"
     assert staff.get("/wallet").status_code == 403
 
 
