@@ -39,3 +39,14 @@ APPROVAL_REASONS = {
 
 def approval_reason(reason: str) -> str:
     return str(APPROVAL_REASONS.get(reason, reason))
+
+MERCHANT_STATUSES = {
+    "pending": _l("Waiting for approval"),
+    "active": _l("Active"),
+    "rejected": _l("Rejected"),
+    "suspended": _l("Suspended"),
+}
+
+
+def merchant_status(status: str) -> str:
+    return str(MERCHANT_STATUSES.get(status, status))

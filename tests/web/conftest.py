@@ -48,19 +48,21 @@ class Page:
 
     def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
         response = self.client.get(url, **kwargs)
-        match = TOKEN.search(response.get_data(as_text=True))
-        if match:
-            self.token = match.group(1)
+        self._remember(response)
         return response
+
+    def _remember(self, response) -> None:  # type: ignore[no-untyped-def]
+        if response.mimetype == "text/html":
+            match = TOKEN.search(response.get_data(as_text=True))
+            if match:
+                self.token = match.group(1)
 
     def post(self, url: str, data: dict | None = None, **kwargs):  # type: ignore[no-untyped-def]
         if self.token is None:
             self.get("/login")
         response = self.client.post(url, data={"csrf_token": self.token, **(data or {})},
                                     **kwargs)
-        match = TOKEN.search(response.get_data(as_text=True))
-        if match:
-            self.token = match.group(1)
+        self._remember(response)
         return response
 
     def sign_in(self, app: Flask, user_id: int, *, till: bool = False):  # type: ignore[no-untyped-def]

@@ -117,3 +117,40 @@ def test_the_rule_book(app, world):
     text = text_of(page.get("/console/rules"))
     assert "clean-up 中文" in text and "+7" in text
     assert page.get("/console/residents").status_code == 403  # auditors change nothing
+
+
+def test_merchants_approve_suspend_and_print_the_sticker(app, world):
+    import zxingcpp
+    from PIL import Image
+
+    from tests.factories import make_merchant
+
+    waiting = make_merchant(app, node_id=world.tree.community_a, name="新开张小店",
+                            status="pending")
+    staff = _staff(app, world.organizer_a)
+    listing = staff.get("/console/merchants")
+    assert "新开张小店" in text_of(listing) and "乙社区积分超市" not in text_of(listing)
+    assert staff.post(f"/console/merchants/{waiting}/status",
+                      {"action": "approve"}).status_code == 302
+    no_reason = staff.post(f"/console/merchants/{waiting}/status", {"action": "suspend"})
+    assert no_reason.status_code == 422 and "此项必填" in text_of(no_reason)
+    assert staff.post(f"/console/merchants/{waiting}/status",
+                      {"action": "suspend", "reason": "投诉核查中"}).status_code == 302
+    again = staff.post(f"/console/merchants/{waiting}/status",
+                       {"action": "suspend", "reason": "twice"})
+    assert again.status_code == 409 and again.mimetype == "text/html"
+    assert staff.post(f"/console/merchants/{world.shop_b}/status",
+                      {"action": "suspend", "reason": "x"}).status_code == 403
+    # The sticker decodes to the merchant's link, which opens its pay page.
+    with staff.get(f"/console/merchants/{world.shop}/sticker.png") as sticker:
+        assert sticker.mimetype == "image/png"
+        import io
+
+        text = zxingcpp.read_barcodes(Image.open(io.BytesIO(sticker.data)))[0].text
+    assert re.match(r"^HTTPS://[A-Z0-9.\-]+/M/PSM1[A-Z2-7]+$", text)
+    assert staff.get(f"/console/merchants/{world.shop_b}/sticker.svg").status_code == 403
+
+
+def test_a_merchant_downloads_its_own_sticker(app, world, till_page):
+    with till_page.get("/till/sticker.svg") as sticker:
+        assert sticker.status_code == 200 and sticker.mimetype == "image/svg+xml"

@@ -13,7 +13,7 @@ from ...errors import DomainError
 from ...extensions import db
 from .. import format as fmt
 from ..i18n import html_lang
-from ..labels import approval_reason, kind_label, status_label
+from ..labels import approval_reason, kind_label, merchant_status, status_label
 from ..messages import explain
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "is_staff": bool(principal and principal.may("people.read")),
         "kind_label": kind_label,
         "approval_reason": approval_reason,
+        "merchant_status": merchant_status,
         "status_label": status_label,
     }
 

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from ...ledger import awards
 from ...ledger import rules as rulebook
 from ...ledger.schemas import MAX_QUANTITY
+from ...merchants import service as merchants
 from ...people import service as people
 from ...security.authz import current_principal, require_scope
 from .. import actions
@@ -132,3 +133,64 @@ def console_rules():
     paths = current_principal().scope_paths("rules.read")
     return render_template("web/console/rules.html",
                            rules=rulebook.effective_rules(node_path=paths[0]) if paths else [])
+
+
+# --- merchants ------------------------------------------------------------------------------
+
+# action -> whether a reason is required (as the API's ReasonRequired / ReasonOptional)
+MERCHANT_ACTIONS = {"approve": False, "reject": True, "suspend": True, "reinstate": False}
+
+
+def _merchant_list(form: Form, failed: int | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    principal = current_principal()
+    records, _cursor = merchants.list_merchants(
+        scope_paths=principal.scope_paths("merchants.read"), own_merchant_id=None,
+        limit=PAGE, cursor=None)
+    return render_template("web/console/merchants.html", records=records, form=form,
+                           blank=Form({}), failed=failed,
+                           may_manage=principal.may("merchants.manage")), status
+
+
+@bp.get("/console/merchants")
+@login_required("merchants.read", login_endpoint="web.till_login")
+def console_merchants():
+    return _merchant_list(Form({}))
+
+
+@bp.post("/console/merchants/<int:merchant_id>/status")
+@login_required("merchants.manage", login_endpoint="web.till_login")
+def console_merchant_status(merchant_id: int):
+    require_scope("merchants.manage", merchants.get_merchant(merchant_id=merchant_id).node_path)
+    form = Form(request.form)
+    action = form.value("action")
+    if action not in MERCHANT_ACTIONS:
+        form.errors["action"] = _("Choose what to do.")
+    reason = form.text("reason", max_length=500, required=MERCHANT_ACTIONS.get(action, False))
+    if not form.ok:
+        return _merchant_list(form, failed=merchant_id, status=422)
+    merchants.change_status(merchant_id=merchant_id, action=action,
+                            actor_id=current_principal().user_id, reason=reason)
+    return redirect(url_for("web.console_merchants"))
+
+
+@bp.get("/console/merchants/<int:merchant_id>/sticker.<any(png, svg):extension>")
+@login_required("merchants.read", login_endpoint="web.till_login")
+def console_sticker(merchant_id: int, extension: str):
+    """The merchant's code sticker to print (as GET /api/v1/merchants/{id}/code?format=…)."""
+    require_scope("merchants.read", merchants.get_merchant(merchant_id=merchant_id).node_path)
+    return sticker_response(merchant_id, extension)
+
+
+def sticker_response(merchant_id: int, extension: str):  # type: ignore[no-untyped-def]
+    from flask import make_response
+
+    from ...codes import render
+    from ...redemption import service as redemption
+
+    link = redemption.merchant_code(merchant_id=merchant_id)["link"]
+    response = make_response(render.png(link, box_size=12) if extension == "png"
+                             else render.svg(link))
+    response.mimetype = "image/png" if extension == "png" else "image/svg+xml"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="merchant-{merchant_id}-code.{extension}"')
+    return response

@@ -155,6 +155,15 @@ def till_statement():
                            form=form, statement=body), (200 if form.ok else 422)
 
 
+@bp.get("/till/sticker.<any(png, svg):extension>")
+@login_required("merchant.redeem", login_endpoint="web.till_login")
+def till_sticker(extension: str):
+    """The merchant's own code sticker, to print and put up by the till."""
+    from .console import sticker_response
+
+    return sticker_response(current_principal().merchant_id, extension)
+
+
 @bp.get("/till/statement.csv")
 @login_required("merchant.redeem", login_endpoint="web.till_login")
 def till_statement_csv():
