@@ -178,6 +178,7 @@ def test_merchant_scans_a_pay_code_and_the_balance_drops(app, world, browser, se
     watch = Watch(shop)
     _sign_in(shop, server, app, world.shop_operator, till=True)
     shop.wait_for_url(f"{server}/till")
+    _shot(shop, tmp_path, "till-scan-1280")
     shop.check("input[name=offer_id]")
     shop.fill("#f-quantity", "2")
     shop.focus("#f-pay_code")
@@ -253,4 +254,31 @@ def test_a_post_without_csrf_token_is_refused_in_the_browser(app, world, browser
     page.wait_for_url(f"{server}/till")
     response = page.request.post(f"{server}/till/confirm", form={"points": "5"})
     assert response.status == 400
+    context.close()
+
+
+def test_staff_award_in_the_console(app, world, browser, server, tmp_path):
+    rule = {"org_node_id": world.tree.district, "code": "clean-up", "title_zh": "楼道清扫",
+            "title_en": "Stairwell clean-up", "category": "environment", "points": 6}
+    assert app.test_client().post("/api/v1/rules", json=rule,
+                                  headers=auth(app, world.admin)).status_code == 201
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    watch = Watch(page)
+    _sign_in(page, server, app, world.organizer_a, till=True)
+    page.wait_for_url(f"{server}/console")
+    page.click("text=发放积分")
+    page.fill("#f-q", "张小明")
+    page.keyboard.press("Enter")
+    page.click("text=奖励")
+    page.check("input[value=clean-up]")
+    page.fill("#f-quantity", "1")
+    _shot(page, tmp_path, "console-award-1280")
+    page.click("button.primary")
+    page.click("button.primary")  # confirm
+    page.wait_for_selector("[data-testid=award-result]")
+    assert "已入账" in page.inner_text("[data-testid=award-result]")
+    assert balance(app, world.resident) == (6, 0)
+    assert watch.errors == []
     context.close()
