@@ -23,7 +23,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from ..codes import CARD, CHECKIN, CodeError, code_link, issue_code, parse_code
@@ -562,27 +573,38 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _facts(scan: ScanInput):  # type: ignore[no-untyped-def]
-    """Everything the checks need, in ONE statement: the event, its node's path, the
-    resident's state here, their sign-up, an earlier scan with this nonce, an overlapping
-    stay elsewhere and their scans in the last minute."""
+# The check-in path's statements are built once per dialect and run with bound parameters:
+# building them per request cost more Python time than the database spent running them.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+WHEN = DateTime(timezone=True)
+
+
+def _statement(name: str, build):  # type: ignore[no-untyped-def]
+    key = (db.engine.dialect.name, name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = build()
+    return _STATEMENTS[key]
+
+
+def _build_facts():  # type: ignore[no-untyped-def]
+    resident = bindparam("resident_id", type_=BigInteger)
     other = aliased(Attendee)
     other_event = aliased(Event)
     signup_status = (select(Signup.status)
-                     .where(Signup.event_id == Event.id, Signup.resident_id == scan.resident_id)
+                     .where(Signup.event_id == Event.id, Signup.resident_id == resident)
                      .scalar_subquery())
-    same_nonce = (select(Scan.id).where(Scan.nonce_scope == scan.nonce_scope,
-                                        Scan.nonce == scan.nonce).scalar_subquery())
+    same_nonce = (select(Scan.id).where(Scan.nonce_scope == bindparam("nonce_scope"),
+                                        Scan.nonce == bindparam("nonce")).scalar_subquery())
     overlapping = exists(
         select(other.event_id).join(other_event, other_event.id == other.event_id)
-        .where(other.resident_id == scan.resident_id, other.inside.is_(True),
+        .where(other.resident_id == resident, other.inside.is_(True),
                other.event_id != Event.id, other_event.status == "published",
                other_event.starts_at < Event.ends_at, other_event.ends_at > Event.starts_at))
     recent = (select(func.count()).select_from(Scan)
-              .where(Scan.resident_id == scan.resident_id,
-                     Scan.received_at > scan.received_at - timedelta(minutes=1))
+              .where(Scan.resident_id == resident,
+                     Scan.received_at > bindparam("since", type_=WHEN))
               .scalar_subquery())
-    return db.session.execute(
+    return (
         select(Event.status, Event.starts_at, Event.ends_at, Event.latitude, Event.longitude,
                Event.radius_m, Event.signup_required, OrgNode.path, Attendee.inside,
                Attendee.first_in_at, Attendee.last_at, signup_status.label("signup"),
@@ -590,9 +612,19 @@ def _facts(scan: ScanInput):  # type: ignore[no-untyped-def]
                recent.label("recent"))
         .join(OrgNode, OrgNode.id == Event.org_node_id)
         .outerjoin(Attendee, and_(Attendee.event_id == Event.id,
-                                  Attendee.resident_id == scan.resident_id))
-        .where(Event.id == scan.event_id)
-    ).first()
+                                  Attendee.resident_id == resident))
+        .where(Event.id == bindparam("event_id", type_=BigInteger))
+    )
+
+
+def _facts(scan: ScanInput):  # type: ignore[no-untyped-def]
+    """Everything the checks need, in ONE statement: the event, its node's path, the
+    resident's state here, their sign-up, an earlier scan with this nonce, an overlapping
+    stay elsewhere and their scans in the last minute."""
+    return db.session.execute(_statement("facts", _build_facts), {
+        "resident_id": scan.resident_id, "event_id": scan.event_id,
+        "nonce_scope": scan.nonce_scope, "nonce": scan.nonce,
+        "since": scan.received_at - timedelta(minutes=1)}).first()
 
 
 def _refusal(scan: ScanInput, facts) -> str | None:  # type: ignore[no-untyped-def]
@@ -644,38 +676,51 @@ def _same_scan(scan: ScanInput, scan_id: int) -> bool:
                                               scan.step)
 
 
+def _build_entry():  # type: ignore[no-untyped-def]
+    table = Attendee.__table__
+    current, at = table.c, bindparam("b_at", type_=WHEN)
+    return _insert(table).values(
+        event_id=bindparam("b_event"), resident_id=bindparam("b_resident"), inside=True,
+        first_in_at=at, last_at=at,
+    ).on_conflict_do_update(
+        index_elements=["event_id", "resident_id"],
+        set_={
+            "inside": case((current.last_at <= at, True), else_=current.inside),
+            "first_in_at": case((or_(current.first_in_at.is_(None), current.first_in_at > at),
+                                 at), else_=current.first_in_at),
+            "last_at": case((current.last_at < at, at), else_=current.last_at),
+        },
+        where=~and_(current.inside.is_(True), current.last_at <= at),
+    ).returning(current.inside)
+
+
+def _build_exit():  # type: ignore[no-untyped-def]
+    at = bindparam("b_at", type_=WHEN)
+    return (
+        update(Attendee)
+        .where(Attendee.event_id == bindparam("b_event"),
+               Attendee.resident_id == bindparam("b_resident"),
+               Attendee.first_in_at <= at,
+               ~and_(Attendee.inside.is_(False), Attendee.last_at <= at))
+        .values(inside=case((Attendee.last_at <= at, False), else_=Attendee.inside),
+                last_at=case((Attendee.last_at < at, at), else_=Attendee.last_at))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _build_scan_insert():  # type: ignore[no-untyped-def]
+    return _insert(Scan.__table__).on_conflict_do_nothing().returning(Scan.__table__.c.id)
+
+
 def _move_attendee(scan: ScanInput) -> bool:
     """Apply the scan to the resident's latest state; False if it changes nothing (already
     inside for an entry, already out for an exit). Only scans at or after the latest one
     move `inside`; older ones (offline uploads) just widen first_in_at."""
-    table = Attendee.__table__
+    params = {"b_event": scan.event_id, "b_resident": scan.resident_id, "b_at": scan.at}
     if scan.direction == "in":
-        stmt = _insert(table).values(event_id=scan.event_id, resident_id=scan.resident_id,
-                                     inside=True, first_in_at=scan.at, last_at=scan.at)
-        current = table.c
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["event_id", "resident_id"],
-            set_={
-                "inside": case((current.last_at <= scan.at, True), else_=current.inside),
-                "first_in_at": case((or_(current.first_in_at.is_(None),
-                                         current.first_in_at > scan.at), scan.at),
-                                    else_=current.first_in_at),
-                "last_at": case((current.last_at < scan.at, scan.at), else_=current.last_at),
-            },
-            where=~and_(current.inside.is_(True), current.last_at <= scan.at),
-        ).returning(current.inside)
         # RETURNING, not rowcount: the driver reports no row count for INSERT … ON CONFLICT.
-        return db.session.execute(stmt).first() is not None
-    moved = db.session.execute(
-        update(Attendee)
-        .where(Attendee.event_id == scan.event_id, Attendee.resident_id == scan.resident_id,
-               Attendee.first_in_at <= scan.at,
-               ~and_(Attendee.inside.is_(False), Attendee.last_at <= scan.at))
-        .values(inside=case((Attendee.last_at <= scan.at, False), else_=Attendee.inside),
-                last_at=case((Attendee.last_at < scan.at, scan.at), else_=Attendee.last_at))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return moved == 1
+        return db.session.execute(_statement("entry", _build_entry), params).first() is not None
+    return db.session.execute(_statement("exit", _build_exit), params).rowcount == 1
 
 
 def record_scan(scan: ScanInput) -> ScanOutcome:
@@ -699,15 +744,13 @@ def record_scan(scan: ScanInput) -> ScanOutcome:
     if reason is not None:
         db.session.rollback()
         raise ScanRefused(reason)
-    scan_id = db.session.execute(
-        _insert(Scan.__table__).values(
-            event_id=scan.event_id, resident_id=scan.resident_id, direction=scan.direction,
-            source=scan.source, step=scan.step, at=scan.at, scanned_at=scan.scanned_at,
-            received_at=scan.received_at, nonce_scope=scan.nonce_scope, nonce=scan.nonce,
-            actor_user_id=scan.actor_user_id, offline=scan.offline, latitude=scan.latitude,
-            longitude=scan.longitude)
-        .on_conflict_do_nothing().returning(Scan.__table__.c.id)
-    ).scalar()
+    scan_id = db.session.execute(_statement("scan", _build_scan_insert), {
+        "event_id": scan.event_id, "resident_id": scan.resident_id,
+        "direction": scan.direction, "source": scan.source, "step": scan.step, "at": scan.at,
+        "scanned_at": scan.scanned_at, "received_at": scan.received_at,
+        "nonce_scope": scan.nonce_scope, "nonce": scan.nonce,
+        "actor_user_id": scan.actor_user_id, "offline": scan.offline,
+        "latitude": scan.latitude, "longitude": scan.longitude}).scalar()
     if scan_id is None or not _move_attendee(scan):
         # The same code step twice, a concurrent twin, or no change of state: a repeat.
         db.session.rollback()
