@@ -16,14 +16,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app
-from sqlalchemy import and_, func, literal, select, tuple_
+from sqlalchemy import select, text
 
 from ..common import mask_name
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..orgs.service import node_facts
 from ..people.models import Resident, User
-from .models import ScoreCount, Tally
+from .models import Tally
 from .tallies import ALL, now_local_date, period_key
 
 ANONYMOUS_NAME = "匿名居民"
@@ -31,10 +31,6 @@ ANONYMOUS_NAME_EN = "Anonymous resident"
 PERIODS = ("week", "month", "year", "all")
 CATEGORIES = ("volunteer", "environment", "conduct", "other", "all")
 BOARD_LEVELS = ("grid", "community", "street", "district")
-
-
-def _metric_column(metric: str):  # type: ignore[no-untyped-def]
-    return Tally.minutes if metric == "hours" else Tally.points
 
 
 def _value(metric: str, raw: int) -> int | float:
@@ -94,45 +90,61 @@ def scope_of(*, node_id: int) -> dict[str, Any]:
             "timezone": facts.timezone}
 
 
-def _rank_expression(*, node_id: int, period: str, category: str, metric: str, score):  # type: ignore[no-untyped-def]
-    above = (
-        select(func.coalesce(func.sum(ScoreCount.residents), 0))
-        .where(ScoreCount.node_id == node_id, ScoreCount.period == period,
-               ScoreCount.category == category,
-               ScoreCount.metric == ("minutes" if metric == "hours" else "points"),
-               ScoreCount.score > score)
-        .scalar_subquery()
-    )
-    return literal(1) + above
+# One statement per page: the rows (a backward range scan of one board index) and their
+# ranks from the histogram (one pass over the distinct scores down to the page's lowest), so
+# rows and ranks always come from the same snapshot. Text SQL, compiled once per shape: the
+# board is a hot read and building SQLAlchemy expressions cost more than running them.
+_PAGE_SQL = """
+WITH page AS (
+  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
+    AND t.listed = :listed {positive} {keyset}
+  ORDER BY t.{metric} {direction}, t.resident_id {direction}
+  LIMIT :limit
+), ahead AS (
+  SELECT c.score, COALESCE(SUM(c.residents) OVER (
+           ORDER BY c.score DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS n
+  FROM leaderboard_score_counts c
+  WHERE c.node_id = :node AND c.period = :period AND c.category = :category
+    AND c.metric = :metric_name AND c.score >= (SELECT MIN(score) FROM page)
+)
+SELECT page.resident_id, page.score, 1 + COALESCE(ahead.n, 0) AS rank, u.display_name,
+       r.privacy
+FROM page
+LEFT JOIN ahead ON ahead.score = page.score
+JOIN residents r ON r.id = page.resident_id
+JOIN users u ON u.id = r.user_id
+ORDER BY page.score {direction}, page.resident_id {direction}
+"""
+_STATEMENTS: dict[tuple[str, str, str], Any] = {}
+
+
+def _page_statement(level: str, metric: str, keyset: str):  # type: ignore[no-untyped-def]
+    """The compiled page query for a level, metric and keyset ('', 'after', 'before')."""
+    key = (level, metric, keyset)
+    if key not in _STATEMENTS:
+        column = "minutes" if metric == "hours" else "points"
+        _STATEMENTS[key] = text(_PAGE_SQL.format(
+            metric=column, level=level,
+            positive="AND t.minutes > 0" if metric == "hours" else "",
+            keyset={"": "", "after": f"AND (t.{column}, t.resident_id) < (:score, :rid)",
+                    "before": f"AND (t.{column}, t.resident_id) > (:score, :rid)"}[keyset],
+            direction="ASC" if keyset == "before" else "DESC",
+        ))
+    return _STATEMENTS[key]
 
 
 def _board_rows(*, scope: dict[str, Any], period: str, category: str, metric: str,
                 after: tuple[int, int] | None = None, before: tuple[int, int] | None = None,
                 limit: int) -> list[Any]:
     """Listed rows of a board in rank order (or, with `before`, the rows just above a spot)."""
-    column = _metric_column(metric)
-    level_column = getattr(Tally, f"{scope['level']}_id")
-    conditions = [level_column == scope["id"], Tally.period == period,
-                  Tally.category == category, Tally.listed.is_(True)]
-    if metric == "hours":
-        conditions.append(Tally.minutes > 0)
-    order = [column.desc(), Tally.resident_id.desc()]
-    if after is not None:
-        conditions.append(tuple_(column, Tally.resident_id) < tuple_(*after))
-    if before is not None:
-        conditions.append(tuple_(column, Tally.resident_id) > tuple_(*before))
-        order = [column.asc(), Tally.resident_id.asc()]
-    rank = _rank_expression(node_id=scope["id"], period=period, category=category,
-                            metric=metric, score=column)
-    rows = db.session.execute(
-        select(Tally.resident_id, column.label("score"), rank.label("rank"),
-               User.display_name, Resident.privacy)
-        .join(Resident, Resident.id == Tally.resident_id)
-        .join(User, User.id == Resident.user_id)
-        .where(and_(*conditions))
-        .order_by(*order)
-        .limit(limit)
-    ).all()
+    keyset = "after" if after is not None else "before" if before is not None else ""
+    spot = after or before or (0, 0)
+    rows = db.session.execute(_page_statement(scope["level"], metric, keyset), {
+        "node": scope["id"], "period": period, "category": category, "listed": True,
+        "limit": limit, "score": spot[0], "rid": spot[1],
+        "metric_name": "minutes" if metric == "hours" else "points",
+    }).all()
     return list(reversed(rows)) if before is not None else rows
 
 
@@ -179,6 +191,44 @@ def _my_scopes(resident: Resident) -> list[dict[str, Any]]:
     return scopes
 
 
+_NEAR_SQL = """
+WITH above AS (
+  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
+    AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) > (:score, :rid)
+  ORDER BY t.{metric} ASC, t.resident_id ASC LIMIT :n
+), below AS (
+  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
+    AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) < (:score, :rid)
+  ORDER BY t.{metric} DESC, t.resident_id DESC LIMIT :n
+), near AS (
+  SELECT 1 AS side, resident_id, score FROM above
+  UNION ALL SELECT 2 AS side, resident_id, score FROM below
+  UNION ALL SELECT 0 AS side, :rid AS resident_id, :score AS score
+)
+SELECT near.side, near.resident_id, near.score,
+       1 + COALESCE((SELECT SUM(c.residents) FROM leaderboard_score_counts c
+                     WHERE c.node_id = :node AND c.period = :period
+                       AND c.category = :category AND c.metric = :metric_name
+                       AND c.score > near.score), 0) AS rank,
+       u.display_name, r.privacy
+FROM near
+JOIN residents r ON r.id = near.resident_id
+JOIN users u ON u.id = r.user_id
+ORDER BY near.score DESC, near.resident_id DESC
+"""
+
+
+def _near_statement(level: str, metric: str):  # type: ignore[no-untyped-def]
+    key = (level, metric, "near")
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = text(_NEAR_SQL.format(
+            metric="minutes" if metric == "hours" else "points", level=level,
+            positive="AND t.minutes > 0" if metric == "hours" else ""))
+    return _STATEMENTS[key]
+
+
 def my_place(*, resident_id: int, period: str, at: date | None, category: str, metric: str,
              neighbours: int = 2, english: bool = False) -> dict[str, Any]:
     """My rank and the listed neighbours above and below me in each scope I belong to."""
@@ -188,14 +238,16 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
     scopes = _my_scopes(resident)
     day = at or now_local_date(timezone=scopes[0]["timezone"])
     key = period_key(period=period, day=day)
-    mine = db.session.execute(
-        select(Tally).where(Tally.resident_id == resident_id, Tally.period == key,
-                            Tally.category == category)
-    ).scalar_one_or_none()
-    user_name = db.session.scalar(select(User.display_name).where(User.id == resident.user_id))
+    user_name, points, minutes = db.session.execute(
+        select(User.display_name, Tally.points, Tally.minutes)
+        .select_from(User)
+        .outerjoin(Tally, (Tally.resident_id == resident_id) & (Tally.period == key)
+                   & (Tally.category == category))
+        .where(User.id == resident.user_id)
+    ).one()
     listed = not resident.is_minor and resident.privacy != "hidden"
-    raw = 0 if mine is None else (mine.minutes if metric == "hours" else mine.points)
-    ranked = mine is not None and (metric != "hours" or raw > 0)
+    raw = int((minutes if metric == "hours" else points) or 0)
+    ranked = points is not None and (metric != "hours" or raw > 0)
     places = []
     for scope in scopes:
         entry: dict[str, Any] = {"scope": {"id": scope["id"], "level": scope["level"]},
@@ -217,19 +269,18 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
 
 def _neighbourhood(*, scope: dict[str, Any], key: str, category: str, metric: str, raw: int,
                    resident_id: int, count: int, english: bool) -> dict[str, Any]:
-    rank = db.session.scalar(select(_rank_expression(
-        node_id=scope["id"], period=key, category=category, metric=metric, score=raw)))
-    spot = (raw, resident_id)
-    above = _board_rows(scope=scope, period=key, category=category, metric=metric,
-                        before=spot, limit=count)
-    below = _board_rows(scope=scope, period=key, category=category, metric=metric,
-                        after=spot, limit=count)
+    """My rank and neighbours in one scope: one statement, one snapshot."""
+    rows = db.session.execute(_near_statement(scope["level"], metric), {
+        "node": scope["id"], "period": key, "category": category, "listed": True,
+        "score": raw, "rid": resident_id, "n": count,
+        "metric_name": "minutes" if metric == "hours" else "points"}).all()
+    mine = next(row for row in rows if row.side == 0)
     return {
-        "rank": int(rank),
+        "rank": int(mine.rank),
         "above": [_row_json(row, metric=metric, me=resident_id, english=english)
-                  for row in above],
+                  for row in rows if row.side == 1],
         "below": [_row_json(row, metric=metric, me=resident_id, english=english)
-                  for row in below],
+                  for row in rows if row.side == 2],
     }
 
 
