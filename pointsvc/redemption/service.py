@@ -18,7 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover - a ledger without that parameter
 from ..orgs.models import OrgNode
 from ..people.models import Merchant, Resident, User
 from ..people.schemas import MAX_ID
+from . import lean
 from .models import (
     MerchantCode,
     Offer,
@@ -171,20 +172,13 @@ def _take(*, resident_id: int, counter: str, period: str, amount: int, limit: in
     """Reserve room under a per-resident limit in one conditional upsert, or 409 `code`.
 
     `INSERT … ON CONFLICT DO UPDATE SET amount = amount + n WHERE amount + n <= limit
-    RETURNING amount`: no row back means no room (PostgreSQL and SQLite alike).
+    RETURNING amount` (_TAKE_ROOM below): no row back means no room (PostgreSQL and SQLite
+    alike).
     """
-    table = SpendCounter.__table__
     taken = None
     if amount <= limit:
-        statement = _insert(table).values(resident_id=resident_id, counter=counter,
-                                          period=period, amount=amount)
-        taken = db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["resident_id", "counter", "period"],
-                set_={"amount": table.c.amount + statement.excluded.amount},
-                where=table.c.amount + statement.excluded.amount <= limit,
-            ).returning(table.c.amount)
-        ).scalar()
+        taken = lean.one(_TAKE_ROOM, {"r": resident_id, "c": counter, "p": period,
+                                      "n": amount, "limit": limit})
     if taken is None:
         used = db.session.scalar(
             select(SpendCounter.amount).where(
@@ -267,6 +261,12 @@ def consume_paycode(*, text: str, actor_user_id: int, now: datetime | None = Non
     return int(row.resident_id)
 
 
+_TAKE_PAYCODE = (
+    "UPDATE paycodes SET used_at = %(now)s, used_by_user_id = %(actor)s WHERE nonce = %(nonce)s"
+    " AND resident_id = %(rid)s AND step = %(step)s AND used_at IS NULL"
+    " AND expires_at > %(now)s")
+
+
 def take_paycode(*, text: str, actor_user_id: int, now: datetime | None = None) -> int:
     """Check a pay code and mark it used in the CALLER's transaction; the resident id.
 
@@ -280,13 +280,9 @@ def take_paycode(*, text: str, actor_user_id: int, now: datetime | None = None) 
     except CodeError as err:
         raise code_failure(err.reason, err.detail) from None
     nonce = fields["nonce"].hex()
-    used = db.session.execute(
-        _update(PayCode)
-        .where(PayCode.nonce == nonce, PayCode.resident_id == fields["resident_id"],
-               PayCode.step == fields["step"], PayCode.used_at.is_(None),
-               PayCode.expires_at > now)
-        .values(used_at=now, used_by_user_id=actor_user_id)
-    ).rowcount
+    used = lean.count(_TAKE_PAYCODE, {"now": lean.stored_time(now), "actor": actor_user_id,
+                                      "nonce": nonce, "rid": fields["resident_id"],
+                                      "step": fields["step"]})
     if used == 1:
         return int(fields["resident_id"])
     row = db.session.execute(
@@ -553,37 +549,92 @@ class SpendRequest:
     capture: bool = True
 
 
-def _spender(resident_id: int) -> Any:
+class _Spender(NamedTuple):
+    id: int
+    community_id: int
+    display_name: str | None
+    path: str
+    timezone: str | None
+    daily_limit: int | None
+    account_id: int | None
+    held: int | None
+
+
+class _Till(NamedTuple):
+    id: int
+    name: str
+    status: str
+    org_node_id: int
+    account_id: int | None
+    district_id: int | None
+
+
+class _OfferFacts(NamedTuple):
+    id: int
+    merchant_id: int
+    title: str
+    points_price: int
+    stock: int | None
+    per_resident_limit: int | None
+    limit_period: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    status: str
+    path: str
+
+
+_SPENDER = (
+    "SELECT r.id, r.community_id, u.display_name, o.path, o.timezone, p.daily_limit, a.id,"
+    " a.held FROM residents r JOIN users u ON u.id = r.user_id"
+    " JOIN org_nodes o ON o.id = r.community_id"
+    " LEFT JOIN redemption_policies p ON p.community_id = r.community_id"
+    " LEFT JOIN ledger_accounts a ON a.kind = 'resident' AND a.owner_id = r.id"
+    " AND a.community_id = r.community_id WHERE r.id = %(id)s")
+_TILL = (
+    "SELECT m.id, m.name, m.status, m.org_node_id, a.id, a.district_id FROM merchants m"
+    " LEFT JOIN ledger_accounts a ON a.kind = 'merchant' AND a.owner_id = m.id"
+    " WHERE m.id = %(id)s")
+_OFFER = (
+    "SELECT f.id, f.merchant_id, f.title, f.points_price, f.stock, f.per_resident_limit,"
+    " f.limit_period, f.starts_at, f.ends_at, f.status, o.path FROM offers f"
+    " JOIN org_nodes o ON o.id = f.org_node_id WHERE f.id = %(id)s")
+_TAKE_STOCK = ("UPDATE offers SET stock = stock - %(q)s"
+               " WHERE id = %(id)s AND stock >= %(q)s")
+_TAKE_ROOM = (
+    "INSERT INTO redemption_counters (resident_id, counter, period, amount)"
+    " VALUES (%(r)s, %(c)s, %(p)s, %(n)s) ON CONFLICT (resident_id, counter, period)"
+    " DO UPDATE SET amount = redemption_counters.amount + excluded.amount"
+    " WHERE redemption_counters.amount + excluded.amount <= %(limit)s RETURNING amount")
+_REDEMPTION_COLUMNS = (
+    "channel", "merchant_id", "resident_id", "community_id", "district_id", "offer_id",
+    "quantity", "unit_points", "points", "captured_points", "refunded_points", "restocked",
+    "status", "order_ref", "resident_account_id", "merchant_account_id", "spend_period",
+    "offer_period", "transaction_id", "hold_expires_at", "created_by", "created_at",
+    "captured_at", "resolved_at")
+_INSERT_REDEMPTION = (
+    f"INSERT INTO redemptions ({', '.join(_REDEMPTION_COLUMNS)}) VALUES "
+    f"({', '.join(f'%({name})s' for name in _REDEMPTION_COLUMNS)}) RETURNING id")
+_TIMES = ("hold_expires_at", "created_at", "captured_at", "resolved_at")
+_LINK_TRANSACTION = "UPDATE redemptions SET transaction_id = %(t)s WHERE id = %(id)s"
+
+
+def _spender(resident_id: int) -> _Spender | None:
     """The resident's facts a spend needs, in one statement: community, its path and time
     zone, the daily limit, the masked name's source, and the points account (id, held)."""
     if not 0 < resident_id <= MAX_ID:
         return None
-    return db.session.execute(
-        select(Resident.id, Resident.community_id, User.display_name, OrgNode.path,
-               OrgNode.timezone, RedemptionPolicy.daily_limit, Account.id.label("account_id"),
-               Account.held)
-        .join(User, User.id == Resident.user_id)
-        .join(OrgNode, OrgNode.id == Resident.community_id)
-        .outerjoin(RedemptionPolicy, RedemptionPolicy.community_id == Resident.community_id)
-        .outerjoin(Account, (Account.kind == "resident") & (Account.owner_id == Resident.id)
-                   & (Account.community_id == Resident.community_id))
-        .where(Resident.id == resident_id)
-    ).first()
+    found = lean.one(_SPENDER, {"id": resident_id})
+    return None if found is None else _Spender(*found)
 
 
-def _trading_merchant(merchant_id: int) -> Any:
+def _trading_merchant(merchant_id: int) -> _Till:
     """The merchant (share-locked on PostgreSQL, so a suspension waits for this spend) with
     its account, in one statement; 404 / 409 merchant_suspended / merchant_not_active."""
     row = None
     if 0 < merchant_id <= MAX_ID:
-        row = db.session.execute(
-            select(Merchant.id, Merchant.name, Merchant.status, Merchant.org_node_id,
-                   Account.id.label("account_id"), Account.district_id)
-            .outerjoin(Account, (Account.kind == "merchant")
-                       & (Account.owner_id == Merchant.id))
-            .where(Merchant.id == merchant_id)
-            .with_for_update(read=True, of=Merchant)
-        ).first()
+        found = lean.one(_TILL + (" FOR SHARE OF m" if lean.postgresql() else ""),
+                         {"id": merchant_id})
+        row = None if found is None else _Till(*found)
     if row is None:
         raise NotFound("not_found", f"merchant {merchant_id} does not exist")
     if row.status == "suspended":
@@ -594,17 +645,16 @@ def _trading_merchant(merchant_id: int) -> Any:
     return row
 
 
-def _offer_for_spend(offer_id: int) -> Any:
+def _offer_for_spend(offer_id: int) -> _OfferFacts | None:
     """The offer's columns a spend needs, with its node's path, in one statement."""
     if not 0 < offer_id <= MAX_ID:
         return None
-    return db.session.execute(
-        select(Offer.id, Offer.merchant_id, Offer.title, Offer.points_price, Offer.stock,
-               Offer.per_resident_limit, Offer.limit_period, Offer.starts_at, Offer.ends_at,
-               Offer.status, OrgNode.path)
-        .join(OrgNode, OrgNode.id == Offer.org_node_id)
-        .where(Offer.id == offer_id)
-    ).first()
+    found = lean.one(_OFFER, {"id": offer_id})
+    if found is None:
+        return None
+    offer = _OfferFacts(*found)
+    return offer._replace(starts_at=lean.read_time(offer.starts_at),
+                          ends_at=lean.read_time(offer.ends_at))
 
 
 def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, dict[str, Any]]:
@@ -651,10 +701,7 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
         unit = offer.points_price
         points = unit * quantity
         if offer.stock is not None:
-            taken = db.session.execute(
-                _update(Offer).where(Offer.id == offer.id, Offer.stock >= quantity)
-                .values(stock=Offer.stock - quantity)
-            ).rowcount
+            taken = lean.count(_TAKE_STOCK, {"q": quantity, "id": offer.id})
             if taken != 1:
                 raise Conflict("out_of_stock", "not enough stock left for this offer")
         if offer.per_resident_limit is not None:
@@ -683,9 +730,9 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
         row.update(status="captured", captured_points=points, captured_at=now, resolved_at=now)
     else:
         row["hold_expires_at"] = now + timedelta(minutes=int(current_app.config["HOLD_MINUTES"]))
-    row["id"] = db.session.execute(
-        Redemption.__table__.insert().values(**row).returning(Redemption.__table__.c.id)
-    ).scalar_one()
+    row["id"] = int(lean.one(_INSERT_REDEMPTION, {
+        **row, **{name: None if row[name] is None else lean.stored_time(row[name])
+                  for name in _TIMES}})[0])
     if request.capture:
         known: dict[str, Any] = {}
         if AccountFacts is not None:
@@ -697,10 +744,7 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
         transaction = post(transfer=_spend_transfer(row, points, request.actor_user_id),
                            **known)
         row["transaction_id"] = transaction.id
-        db.session.execute(
-            _update(Redemption).where(Redemption.id == row["id"])
-            .values(transaction_id=transaction.id)
-        )
+        lean.count(_LINK_TRANSACTION, {"t": transaction.id, "id": row["id"]})
         new_balance = next(entry[2] for entry in transaction.posted_entries  # type: ignore[attr-defined]
                            if entry[0] == resident_acct)
     else:
