@@ -106,4 +106,4 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import auth, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import account, auth, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
