@@ -26,6 +26,7 @@ from .models import (
     PendingAward,
     Rule,
 )
+from .rules import RuleFacts
 from .service import (
     InsufficientPoints,
     Leg,
@@ -183,8 +184,8 @@ def _timezone(community_id: int) -> str:
     return facts.timezone if facts else "Asia/Shanghai"
 
 
-def take_cap(*, resident_id: int, rule: Rule, points: int, timezone: str, clip: bool = False
-             ) -> int:
+def take_cap(*, resident_id: int, rule: Rule | RuleFacts, points: int, timezone: str,
+             clip: bool = False) -> int:
     """Reserve points under the rule's caps; returns what fits (all or, with clip, a part).
 
     Counters move with conditional updates (`points + n <= cap`), so concurrent awards
@@ -261,7 +262,7 @@ def release_cap(*, transaction: LedgerTransaction, points: int) -> None:
     )
 
 
-def _needs_approval(*, rule: Rule | None, points: int, threshold: int) -> str | None:
+def _needs_approval(*, rule: Rule | RuleFacts | None, points: int, threshold: int) -> str | None:
     if rule is None:
         return "manual_adjustment"
     if rule.approval_required:
@@ -321,7 +322,7 @@ def submit_award(*, actor_user_id: int, request: AwardRequest,
 
 
 def post_rule_award(
-    *, actor_user_id: int, resident: Resident | AwardSubject, rule: Rule | None,
+    *, actor_user_id: int, resident: Resident | AwardSubject, rule: Rule | RuleFacts | None,
     quantity: int | None, points: int, memo: str | None, evidence_ref: str | None,
     reference: tuple[str, str] | None = None, clip_caps: bool = False,
 ) -> LedgerTransaction:

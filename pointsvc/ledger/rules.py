@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from .. import sql
 from ..common import as_utc, utcnow
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -115,7 +117,7 @@ def effective_rules(*, node_path: str) -> list[Rule]:
     return sorted(chosen.values(), key=lambda rule: rule.code)
 
 
-def is_active(rule: Rule, at: datetime | None = None) -> bool:
+def is_active(rule: Rule | RuleFacts, at: datetime | None = None) -> bool:
     """Current, not retired, and inside its active window."""
     at = at or utcnow()
     if rule.retired or not rule.is_current:
@@ -125,22 +127,57 @@ def is_active(rule: Rule, at: datetime | None = None) -> bool:
     return not (rule.active_until and as_utc(rule.active_until) <= at)
 
 
-def resolve(*, community_id: int, code: str) -> Rule:
+@dataclass(frozen=True)
+class RuleFacts:
+    """A read-only snapshot of one rule version (what postings need; cheaper than the ORM)."""
+
+    id: int
+    org_node_id: int
+    code: str
+    version: int
+    title_zh: str
+    title_en: str
+    category: str
+    points: int
+    unit: str
+    cap_day: int | None
+    cap_week: int | None
+    cap_month: int | None
+    approval_required: bool
+    active_from: datetime | None
+    active_until: datetime | None
+    retired: bool
+    is_current: bool
+
+
+_RULE_COLUMNS = ", ".join(field.name for field in fields(RuleFacts))
+
+
+def resolve(*, community_id: int, code: str) -> RuleFacts:
     """The active rule with this code at a community, or 422 rule_not_found."""
     facts = node_facts(node_id=community_id)
     ancestor_ids = [int(part) for part in (facts.path if facts else "/").strip("/").split("/")
                     if part]
     depth = {node_id: index for index, node_id in enumerate(ancestor_ids)}
+    marks = ", ".join(f"%(n{index})s" for index in range(len(ancestor_ids)))
     # Only this code's current versions along the path: the deepest definition wins.
-    candidates = db.session.scalars(
-        select(Rule).where(Rule.code == code, Rule.org_node_id.in_(ancestor_ids),
-                           Rule.is_current.is_(True))
-    ).all()
+    candidates = [_rule_facts(row) for row in sql.rows(
+        f"SELECT {_RULE_COLUMNS} FROM ledger_rules WHERE code = %(code)s AND is_current = "
+        f"%(yes)s AND org_node_id IN ({marks or 'NULL'})",
+        {"code": code, "yes": True, **{f"n{i}": node for i, node in enumerate(ancestor_ids)}},
+    )]
     if candidates:
         rule = max(candidates, key=lambda rule: depth[rule.org_node_id])
         if is_active(rule):
             return rule
     raise DomainError("rule_not_found", f"no active rule {code!r} here", status=422)
+
+
+def _rule_facts(row: tuple) -> RuleFacts:
+    values = list(row)
+    values[12], values[15], values[16] = bool(values[12]), bool(values[15]), bool(values[16])
+    values[13], values[14] = sql.from_db_time(values[13]), sql.from_db_time(values[14])
+    return RuleFacts(*values)
 
 
 def period_keys(*, at: datetime, timezone: str) -> dict[str, str]:
