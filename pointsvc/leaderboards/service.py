@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import struct
 from datetime import date
 from typing import Any
 
@@ -45,8 +44,11 @@ def display_name(*, name: str | None, privacy: str, english: bool = False) -> st
 
 
 # -- cursors ------------------------------------------------------------------------------
-# The keyset position (score, resident id) is encrypted (one AES block), so a cursor never
-# tells anyone which resident ended the previous page.
+# The keyset position (score, resident id) is encrypted as one AES block with a 4-byte check,
+# so a cursor never tells anyone which resident ended the previous page, and a made-up cursor
+# is refused (422) rather than read as some arbitrary position.
+
+_CURSOR_CHECK = b"LBv1"
 
 
 def _cipher() -> Cipher:
@@ -57,7 +59,8 @@ def _cipher() -> Cipher:
 
 def encode_board_cursor(score: int, resident_id: int) -> str:
     """Opaque cursor after the row (score, resident)."""
-    block = struct.pack(">qQ", score, resident_id)
+    block = (score.to_bytes(6, "big", signed=True) + resident_id.to_bytes(6, "big")
+             + _CURSOR_CHECK)
     encryptor = _cipher().encryptor()
     raw = encryptor.update(block) + encryptor.finalize()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -72,10 +75,11 @@ def decode_board_cursor(cursor: str) -> tuple[int, int]:
     if len(raw) != 16:
         raise ValidationFailed(errors={"cursor": ["Invalid cursor."]})
     decryptor = _cipher().decryptor()
-    score, resident_id = struct.unpack(">qQ", decryptor.update(raw) + decryptor.finalize())
-    if resident_id >= 2**63 or abs(score) > 10**15:  # garbage decrypts to huge numbers
+    block = decryptor.update(raw) + decryptor.finalize()
+    if not hmac.compare_digest(block[12:], _CURSOR_CHECK):
         raise ValidationFailed(errors={"cursor": ["Invalid cursor."]})
-    return score, resident_id
+    return (int.from_bytes(block[:6], "big", signed=True),
+            int.from_bytes(block[6:12], "big"))
 
 
 # -- boards -------------------------------------------------------------------------------

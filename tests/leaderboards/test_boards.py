@@ -144,6 +144,7 @@ def test_bad_input_is_a_clear_4xx(app, client, world):
         ({"scope": world.tree.community_a, "period": "fortnight"}, 422, "validation_failed"),
         ({"scope": world.tree.community_a, "limit": 101}, 422, "validation_failed"),
         ({"scope": world.tree.community_a, "cursor": "not-a-cursor"}, 422, "validation_failed"),
+        ({"scope": world.tree.community_a, "cursor": "A" * 22}, 422, "validation_failed"),
         ({"scope": world.tree.community_a, "at": "2026-13-01"}, 422, "validation_failed"),
         ({"scope": world.tree.community_a, "colour": "red"}, 422, "validation_failed"),
         ({}, 422, "validation_failed"),
