@@ -16,6 +16,7 @@ the statement log of one redemption (no servers, no load).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import secrets
@@ -207,22 +208,32 @@ def counting_statements(app) -> Iterator[list[str]]:  # type: ignore[no-untyped-
                  ("commit", _mark("COMMIT")), ("rollback", _mark("ROLLBACK"))]
     for name, fn in listeners:
         event.listen(engine, name, fn)
-    driver_sql = None
-    with contextlib.suppress(ImportError):
-        from pointsvc import sql as driver_sql  # type: ignore[no-redef]
-    original = getattr(driver_sql, "rows", None)
-    if original is not None:
-        def counted(statement, params=None):  # type: ignore[no-untyped-def]
-            seen.append("[driver] " + " ".join(statement.split()))
-            return original(statement, params)
-        driver_sql.rows = counted  # type: ignore[union-attr]
+    # Driver-cursor helpers (the ledger's pointsvc.sql, redemption's lean): wrap them.
+    patched: list[tuple[Any, str, Any]] = []
+    for module_name, names in (("pointsvc.sql", ("rows",)),
+                               ("pointsvc.redemption.lean", ("rows", "count"))):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in names:
+            original = getattr(module, name, None)
+            if original is None:
+                continue
+
+            def counted(statement, params=None, _original=original):  # type: ignore[no-untyped-def]
+                db.session.connection()  # a pending BEGIN / SAVEPOINT is logged first
+                seen.append("[driver] " + " ".join(statement.split()))
+                return _original(statement, params)
+            patched.append((module, name, original))
+            setattr(module, name, counted)
     try:
         yield seen
     finally:
         for name, fn in listeners:
             event.remove(engine, name, fn)
-        if original is not None:
-            driver_sql.rows = original  # type: ignore[union-attr]
+        for module, name, original in patched:
+            setattr(module, name, original)
 
 
 def is_statement(line: str) -> bool:
