@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 from . import common as c
 from .events_checkin import make_event
@@ -21,15 +22,19 @@ COUNT = 500
 
 
 def _timed(fn, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    samples = []
+    """Wall-clock percentiles, and the median CPU time of this process per call (steadier
+    than wall time on a shared, oversubscribed machine)."""
+    samples, cpu = [], []
     for n in range(count):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         fn(n)
+        cpu.append((time.process_time() - started_cpu) * 1000)
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
     return {"median_ms": round(statistics.median(samples), 2),
             "p90_ms": round(samples[int(count * 0.9)], 2),
-            "p99_ms": round(samples[int(count * 0.99)], 2)}
+            "p99_ms": round(samples[int(count * 0.99)], 2),
+            "cpu_median_ms": round(statistics.median(cpu), 2)}
 
 
 def main() -> dict:
@@ -57,13 +62,17 @@ def main() -> dict:
                 raise RuntimeError(f"{r.status_code} {r.data[:200]!r}")
 
         endpoint = _timed(request, 300)
-        summary = {"png_median_ms": png["median_ms"], "png_p90_ms": png["p90_ms"],
+        summary = {"png_median_ms": png["median_ms"], "png_cpu_median_ms": png["cpu_median_ms"],
+                   "png_p90_ms": png["p90_ms"],
                    "png_p99_ms": png["p99_ms"], "svg_median_ms": svg["median_ms"],
                    "png_with_mask_search_median_ms": png_searched["median_ms"],
+                   "png_with_mask_search_cpu_median_ms": png_searched["cpu_median_ms"],
                    "endpoint_png_median_ms": endpoint["median_ms"],
+                   "endpoint_png_cpu_median_ms": endpoint["cpu_median_ms"],
                    "endpoint_png_p90_ms": endpoint["p90_ms"], "qr_version": version,
                    "link_length": len(links[0]), "png_bytes": len(render.png_rotating(links[0])),
-                   "target": "PNG median <= 5 ms", "met": png["median_ms"] <= 5}
+                   "target": "PNG median <= 5 ms", "met": png["median_ms"] <= 5,
+                   "load_average": Path("/proc/loadavg").read_text().split()[0]}
         c.report(NAME, summary)
         return summary
 

@@ -6,6 +6,7 @@ import io
 
 import qrcode
 import qrcode.image.svg
+import qrcode.util
 from qrcode.constants import ERROR_CORRECT_M
 
 MAX_VERSION = 6  # every code of DESIGN.md §4 fits; a larger one is a bug, not a bigger QR
@@ -13,6 +14,7 @@ MAX_VERSION = 6  # every code of DESIGN.md §4 fits; a larger one is a bug, not 
 # pure Python): decoders read any mask, and mask 4 had the lowest average penalty score
 # (ISO/IEC 18004 §7.8.3) over 60 random check-in links, all of which zxing-cpp decoded.
 ROTATING_MASK = 4
+_ROTATING_VERSIONS: dict[tuple[int, int], int] = {}
 
 
 def _qr(text: str, *, mask_pattern: int | None = None) -> qrcode.QRCode:
@@ -51,7 +53,17 @@ def png_rotating(text: str, *, box_size: int = 8) -> bytes:
     scaled up (the same pixels as png(), in a fraction of the time)."""
     from PIL import Image
 
-    matrix = _qr(text, mask_pattern=ROTATING_MASK).get_matrix()  # border included
+    # The version depends only on the length and the encoding mode (upper-case links are
+    # alphanumeric), so the search for it is done once per shape, not per rendition.
+    shape = (len(text), qrcode.util.optimal_mode(text.encode()))
+    version = _ROTATING_VERSIONS.get(shape)
+    if version is None:
+        version = _ROTATING_VERSIONS.setdefault(shape, qr_version(text))
+    qr = qrcode.QRCode(version=version, error_correction=ERROR_CORRECT_M, box_size=box_size,
+                       border=4, mask_pattern=ROTATING_MASK)
+    qr.add_data(text, optimize=0)
+    qr.make(fit=False)
+    matrix = qr.get_matrix()  # border included
     size = len(matrix)
     image = Image.new("1", (size, size), 1)
     image.putdata([0 if dark else 1 for row in matrix for dark in row])
