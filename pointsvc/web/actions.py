@@ -155,3 +155,35 @@ def award(*, key: str, resident_id: int, rule_code: str, quantity: int,
         work=lambda: awards.submit_award(actor_user_id=actor, request=request,
                                          resident=resident))
     return result.status, result.body
+
+
+def bulk_preview(*, items: list[dict[str, Any]]) -> dict[int, str]:
+    """Every item the bulk award would refuse, by index, and nothing posted: the same
+    validation as POST /api/v1/awards/bulk, in a transaction that is rolled back."""
+    from ..ledger import bulk
+
+    principal = current_principal()
+    try:
+        errors, _plan = bulk.validate_items(
+            actor_user_id=principal.user_id, scope_paths=principal.scope_paths("awards.create"),
+            items=[{**item, "_index": index} for index, item in enumerate(items)])
+    finally:
+        db.session.rollback()  # validation reserves cap room; a preview keeps none
+    return {index: messages[0] for index, messages in errors.items()}
+
+
+def bulk_award(*, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Post every item or none (as POST /api/v1/awards/bulk)."""
+    from ..ledger import bulk
+
+    principal = current_principal()
+    if not idempotency.KEY_PATTERN.match(key or ""):
+        raise DomainError("idempotency_key_required", "the form lost its key", status=400)
+    result, _replayed = idempotency.run_once(
+        scope=_scope(), key=key,
+        fingerprint=idempotency.request_fingerprint(route="web:console/bulk",
+                                                    body={"items": items}),
+        work=lambda: bulk.bulk_award(actor_user_id=principal.user_id,
+                                     scope_paths=principal.scope_paths("awards.create"),
+                                     items=[dict(item) for item in items]))
+    return result.body

@@ -154,3 +154,76 @@ def test_merchants_approve_suspend_and_print_the_sticker(app, world):
 def test_a_merchant_downloads_its_own_sticker(app, world, till_page):
     with till_page.get("/till/sticker.svg") as sticker:
         assert sticker.status_code == 200 and sticker.mimetype == "image/svg+xml"
+
+
+def _upload(page: Page, text: str, encoding: str = "utf-8"):  # type: ignore[no-untyped-def]
+    import io
+
+    page.get("/console/awards/bulk")
+    return page.client.post("/console/awards/bulk", data={
+        "csrf_token": page.token, "file": (io.BytesIO(text.encode(encoding)), "awards.csv")},
+        content_type="multipart/form-data")
+
+
+def test_bulk_awards_show_every_bad_row_before_anything_posts(app, world):
+    _rule(app, world, "clean-up", 7)
+    staff = _staff(app, world.organizer_a)
+    csv = ("resident_id,rule_code,quantity,memo\n"
+           f"{world.resident},clean-up,1,楼道\n"
+           f"{world.resident_b},clean-up,1,\n"      # community B: not in scope
+           f"{world.resident2},no-such-rule,1,\n"
+           f"{world.resident2},clean-up,lots,\n"
+           "\n"
+           "999999,clean-up,1,\n")
+    preview = _upload(staff, csv)
+    assert preview.status_code == 422
+    text = text_of(preview)
+    assert "5 行中有 4 行不能入账" in text  # the blank line is no row
+    for line, words in ((3, "这位居民不在您的管辖范围内"), (4, "该居民所在社区没有这条生效的规则"),
+                        (5, "quantity 必须是"), (7, "没有这位居民")):
+        assert f"第 {line} 行 {words}" in text
+    assert balance(app, world.resident) == (0, 0)
+
+
+def test_bulk_awards_post_all_once(app, world):
+    _rule(app, world, "clean-up", 7)
+    staff = _staff(app, world.organizer_a)
+    csv = ("\ufeffresident_id,rule_code,quantity,memo\n"
+           f"{world.resident},clean-up,2,楼道清扫\n{world.resident2},clean-up,1,\n")
+    preview = _upload(staff, csv)
+    assert preview.status_code == 200 and "全部 2 行均有效，尚未入账" in text_of(preview)
+    assert balance(app, world.resident) == (0, 0)
+    html = preview.get_data(as_text=True)
+    items = re.search(r'name="items" value="([^"]+)"', html).group(1)
+    lines = re.search(r'name="lines" value="([^"]+)"', html).group(1)
+    import html as html_lib
+
+    form = {"items": html_lib.unescape(items), "lines": html_lib.unescape(lines),
+            "key": key_of(html)}
+    done = staff.post("/console/awards/bulk/post", form)
+    assert done.status_code == 200 and "已入账 2 条，共 21 积分" in text_of(done)
+    again = staff.post("/console/awards/bulk/post", form)
+    assert "已入账 2 条" in text_of(again)
+    assert balance(app, world.resident) == (14, 0) and balance(app, world.resident2) == (7, 0)
+    tampered = staff.post("/console/awards/bulk/post", {**form, "items": '[{"x": 1}]',
+                                                        "key": "web-other"})
+    assert tampered.status_code == 422
+
+
+def test_bulk_awards_read_gbk_and_refuse_junk(app, world):
+    _rule(app, world, "clean-up", 7)
+    staff = _staff(app, world.organizer_a)
+    gbk = _upload(staff, f"resident_id,rule_code,quantity,memo\n{world.resident},clean-up,1,楼道\n",
+                  encoding="gbk")
+    assert gbk.status_code == 200
+    assert "第一行必须是" in text_of(_upload(staff, "a,b,c\n1,2,3\n"))
+    assert "文件没有数据行" in text_of(_upload(staff, "resident_id,rule_code,quantity\n"))
+    import io
+
+    staff.get("/console/awards/bulk")
+    binary = staff.client.post("/console/awards/bulk", data={
+        "csrf_token": staff.token, "file": (io.BytesIO(b"\xff\xfe\x00\x81" * 10), "x.csv")},
+        content_type="multipart/form-data")
+    assert binary.status_code == 422 and "GBK" in text_of(binary)
+    nofile = staff.post("/console/awards/bulk", {})
+    assert nofile.status_code == 422 and "请选择 CSV 文件" in text_of(nofile)

@@ -3,16 +3,20 @@ read the rule book. Scope is authz's: every object is checked with require_scope
 
 from __future__ import annotations
 
+import json
+
 from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from marshmallow import ValidationError as MaValidationError
 
+from ...errors import ValidationFailed
 from ...ledger import awards
 from ...ledger import rules as rulebook
-from ...ledger.schemas import MAX_QUANTITY
+from ...ledger.schemas import MAX_QUANTITY, BulkAwardIn
 from ...merchants import service as merchants
 from ...people import service as people
 from ...security.authz import current_principal, require_scope
-from .. import actions
+from .. import actions, bulkcsv
 from ..forms import Form, new_form_key
 from ..reads import pending_awards
 from ..session import login_required
@@ -194,3 +198,61 @@ def sticker_response(merchant_id: int, extension: str):  # type: ignore[no-untyp
     response.headers["Content-Disposition"] = (
         f'attachment; filename="merchant-{merchant_id}-code.{extension}"')
     return response
+
+
+# --- bulk awards from a CSV file -------------------------------------------------------------
+
+
+def _bulk_page(status: int = 200, **context):  # type: ignore[no-untyped-def]
+    return render_template("web/console/bulk.html", **context), status
+
+
+@bp.get("/console/awards/bulk")
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_bulk():
+    return _bulk_page()
+
+
+@bp.post("/console/awards/bulk")
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_bulk_preview():
+    """Read the file and show every bad row before anything posts."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _bulk_page(422, problem=_("Choose a CSV file."))
+    parsed = bulkcsv.parse(upload.read())
+    if parsed.problem:
+        return _bulk_page(422, problem=parsed.problem)
+    errors = dict(parsed.errors)
+    if parsed.items:
+        for index, message in actions.bulk_preview(items=parsed.items).items():
+            errors[parsed.lines[index]] = bulkcsv.row_message(message)
+    if errors:
+        return _bulk_page(422, errors=sorted(errors.items()), rows=len(parsed.items) + len(
+            parsed.errors))
+    return _bulk_page(items=parsed.items, payload=json.dumps(parsed.items, ensure_ascii=False),
+                      lines=json.dumps(parsed.lines), key=new_form_key())
+
+
+@bp.post("/console/awards/bulk/post")
+@login_required("awards.create", login_endpoint="web.till_login")
+def console_bulk_post():
+    form = Form(request.form)
+    try:
+        items = BulkAwardIn().load({"items": json.loads(form.value("items") or "null")})["items"]
+    except (ValueError, MaValidationError):
+        return _bulk_page(422, problem=_("The form has expired. Go back and try again."))
+    try:
+        lines = [int(line) for line in json.loads(form.value("lines") or "[]")]
+    except (ValueError, TypeError):
+        lines = []
+    if len(lines) != len(items):
+        lines = list(range(2, len(items) + 2))
+    try:
+        result = actions.bulk_award(key=form.value("key"), items=items)
+    except ValidationFailed as err:  # something changed since the preview
+        rows = (err.errors or {}).get("items", {})
+        return _bulk_page(422, errors=[(lines[int(index)], bulkcsv.row_message(messages[0]))
+                                       for index, messages in rows.items()],
+                          rows=len(items))
+    return _bulk_page(done=result)
