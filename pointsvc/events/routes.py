@@ -405,7 +405,7 @@ class Attendance(MethodView):
     def get(self, args, event_id):
         """Attendance lines (a live preview before close); format=csv to export."""
         event = _staff_event(event_id, "events.read")
-        items = service.attendance_lines(event=event)
+        items = service.attendance_lines(event=event, now=_now())
         if args["format"] == "csv":
             return _csv(service.to_csv(items, service.ATTENDANCE_COLUMNS),
                         f"event-{event_id}-attendance.csv")

@@ -926,10 +926,12 @@ def _points(*, rule: Rule, minutes: int, cap: int | None) -> int:
     return points if cap is None else min(points, cap)
 
 
-def compute_lines(*, event: Event, rule: Rule) -> list[Line]:
+def compute_lines(*, event: Event, rule: Rule, now: datetime) -> list[Line]:
     """Minutes per resident: overlap of their stays with the event's window, summed,
     rounded down to the event's granularity; then points (rule × hours, event cap)."""
     start, end = as_utc(event.starts_at), as_utc(event.ends_at)
+    # A stay still open is closed at the end, or now if the event is closed early.
+    open_until = min(end, now)
     per_resident: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
     for resident_id, direction, at in db.session.execute(
             select(Scan.resident_id, Scan.direction, Scan.at).where(Scan.event_id == event.id)
@@ -938,7 +940,7 @@ def compute_lines(*, event: Event, rule: Rule) -> list[Line]:
     lines = []
     granularity = event.credit_granularity_minutes
     for resident_id, scans in per_resident.items():
-        stays = _stays(scans, end=end, policy=event.close_policy)
+        stays = _stays(scans, end=open_until, policy=event.close_policy)
         seconds = sum(max(0.0, (min(out, end) - max(entry, start)).total_seconds())
                       for entry, out in stays)
         raw = int(seconds // 60)
@@ -1043,7 +1045,7 @@ def close_event(*, event_id: int, actor_user_id: int, now: datetime | None = Non
             return 200, attendance_summary(event=event)
         raise Conflict("invalid_state", f"a {event.status} event cannot be closed",
                        current_status=event.status)
-    lines = compute_lines(event=event, rule=rule)
+    lines = compute_lines(event=event, rule=rule, now=now)
     communities = _communities([line.resident_id for line in lines])
     blocked = _blocked(actor_user_id, [line.resident_id for line in lines])
     posted: dict[int, tuple[int | None, int]] = {}
@@ -1161,7 +1163,7 @@ def line_json(line: AttendanceLine, name: str | None = None) -> dict[str, Any]:
     return body
 
 
-def attendance_lines(*, event: Event) -> list[dict[str, Any]]:
+def attendance_lines(*, event: Event, now: datetime | None = None) -> list[dict[str, Any]]:
     """The lines of a closed event, or a preview computed from the scans so far."""
     names = dict(db.session.execute(
         select(Resident.id, User.display_name).join(User, User.id == Resident.user_id)
@@ -1180,7 +1182,7 @@ def attendance_lines(*, event: Event) -> list[dict[str, Any]]:
              "raw_minutes": line.raw_minutes, "minutes": line.minutes,
              "computed_points": line.computed_points, "points": line.points,
              "status": "preview", "transaction_id": None, "adjust_reason": None}
-            for line in sorted(compute_lines(event=event, rule=rule),
+            for line in sorted(compute_lines(event=event, rule=rule, now=clock(now)),
                                key=lambda line: line.resident_id)]
 
 

@@ -203,3 +203,12 @@ def test_staff_never_post_their_own_familys_hours(app, client, world):
     assert r.status_code == 200 and balance_of(app, family) == 20
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(LedgerTransaction)) == 2
+
+
+def test_closing_early_credits_people_inside_only_up_to_the_close(app, client, world):
+    world.clock.set(START)
+    event = make_event(client, app, world)
+    scan_at(client, app, world, event["id"], world.resident_user, "in", 0)
+    world.clock.set(START + timedelta(minutes=50))  # the rain came: closed after 50 minutes
+    assert close(client, app, world.organizer, event["id"]).status_code == 200
+    assert lines(app, event["id"])[world.resident] == (45, 7, "posted")
