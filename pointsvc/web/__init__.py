@@ -40,6 +40,11 @@ def _configure(app: Flask) -> None:
         secure = _env_flag("COOKIE_SECURE")
     if secure is None:
         secure = not (app.debug or app.testing)
+    if not secure and app.config.get("ENV_NAME") == "production":
+        from ..config import ConfigError
+
+        raise ConfigError("POINTSVC_COOKIE_SECURE=0 is refused in production: session "
+                          "cookies must be Secure (serve the pages over HTTPS)")
     app.config["SESSION_COOKIE_SECURE"] = bool(secure)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"

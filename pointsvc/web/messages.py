@@ -31,6 +31,9 @@ EXPLAIN = {
     "account_locked": _l("Too many failed sign-ins. Try again later."),
     "account_disabled": _l("This account is disabled."),
     "forbidden": _l("You are not allowed to open this page."),
+    "residents_only": _l("This page is for residents. Sign out and sign in with a resident's "
+                         "phone number."),
+    "merchants_only": _l("This page is for merchants' tills. Sign in with the shop's account."),
     "not_in_scope": _l("This belongs to someone else."),
     "not_found": _l("Page not found."),
     "validation_failed": _l("Please check what you entered."),

@@ -30,6 +30,7 @@ from ..security.models import RefreshToken
 from ..security.tokens import hash_refresh_token
 
 AUTH_KEYS = ("uid", "rt", "iat")
+_WRONG_ACCOUNT = {"resident.self": "residents_only", "merchant.redeem": "merchants_only"}
 
 
 def sign_in(*, identifier: str, password: str) -> Principal:
@@ -122,7 +123,9 @@ def login_required(action: str, *, login_endpoint: str = "web.login") -> Callabl
                 target = request.full_path.rstrip("?") if request.method == "GET" else None
                 return redirect(url_for(login_endpoint, next=target))
             if not principal.may(action):
-                raise Forbidden("forbidden", action)
+                # Say which kind of account the page is for (a merchant opening a resident's
+                # link, a resident at the till).
+                raise Forbidden(_WRONG_ACCOUNT.get(action, "forbidden"), action)
             return view(*args, **kwargs)
 
         return wrapper

@@ -51,10 +51,12 @@ def test_till_pages_send_to_the_till_sign_in(client, url):
 
 def test_a_merchant_cannot_open_the_wallet_and_a_resident_not_the_till(
         resident_page, till_page):
-    for response in (till_page.get("/wallet"), resident_page.get("/till")):
+    wallet, till = till_page.get("/wallet"), resident_page.get("/till")
+    for response in (wallet, till):
         assert response.status_code == 403
         assert response.mimetype == "text/html"
-        assert "您无权打开此页面" in text_of(response)
+    assert "这个页面是给居民用的" in text_of(wallet)
+    assert "这个页面是商户收银用的" in text_of(till)
 
 
 def test_another_merchants_redemption_is_refused(app, world, resident_page, till_page):
@@ -128,6 +130,27 @@ def test_wrong_password_is_an_inline_error_that_keeps_the_phone(app, world, page
     html = response.get_data(as_text=True)
     assert "手机号、用户名或密码错误" in html
     assert f'value="{phone}"' in html and "wrong-password" not in html
+
+
+def test_too_many_failed_sign_ins_are_slowed_down(app, world, page):
+    page.get("/login")
+    statuses = [page.post("/login", {"identifier": "13900000000", "password": "guess"}
+                          ).status_code for _ in range(21)]
+    assert statuses[:20] == [401] * 20
+    assert statuses[20] == 429
+    limited = page.post("/login", {"identifier": "x", "password": "y"})
+    assert limited.mimetype == "text/html" and "尝试次数过多" in text_of(limited)
+
+
+def test_production_refuses_insecure_cookies(database_url, monkeypatch):
+    from pointsvc import create_app
+    from pointsvc.config import ConfigError
+    from tests.conftest import test_config
+
+    monkeypatch.setenv("POINTSVC_COOKIE_SECURE", "0")
+    monkeypatch.setenv("POINTSVC_ALLOW_SQLITE", "1")
+    with pytest.raises(ConfigError, match="COOKIE_SECURE"):
+        create_app(test_config(database_url, TESTING=False, ENV="production"))
 
 
 def test_empty_sign_in_form_names_the_fields(page):

@@ -48,9 +48,15 @@ def _headers(response):  # type: ignore[no-untyped-def]
 
 @bp.app_context_processor
 def _template_globals():  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ..session import page_principal
 
-    principal = page_principal() if request.blueprint == "web" else g.get("principal")
+    try:
+        principal = page_principal() if request.blueprint == "web" else g.get("principal")
+    except SQLAlchemyError:  # an error page while the database is down still renders
+        db.session.rollback()
+        principal = None
     return {
         "html_lang": html_lang(),
         "large_text": bool(session.get("large")),
