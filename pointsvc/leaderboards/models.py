@@ -28,6 +28,8 @@ from ..common import utcnow
 from ..extensions import BigId, db
 
 LEVELS = ("district", "street", "community", "grid")
+# Scopes big enough to need a score histogram for their ranks (the others count directly).
+HISTOGRAM_LEVELS = ("district", "street")
 METRICS = ("points", "minutes")
 BADGE_METRICS = ("actions", "points", "hours")
 BADGE_PERIODS = ("week", "month", "year", "all")
@@ -65,7 +67,8 @@ class Tally(db.Model):
 
 
 class ScoreCount(db.Model):
-    """How many listed residents of a scope node hold each score: ranks in O(distinct scores)."""
+    """How many listed residents of a district or street hold each score: ranks in
+    O(distinct scores) instead of O(residents)."""
 
     __tablename__ = "leaderboard_score_counts"
 

@@ -22,7 +22,7 @@ from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..orgs.service import node_facts
 from ..people.models import Resident, User
-from .models import Tally
+from .models import HISTOGRAM_LEVELS, Tally
 from .tallies import ALL, now_local_date, period_key
 
 ANONYMOUS_NAME = "匿名居民"
@@ -105,12 +105,12 @@ WITH page AS (
     AND t.listed = :listed {positive} {keyset}
   ORDER BY t.{metric} {direction}, t.resident_id {direction}
   LIMIT :limit
+), counts AS (
+  {counts}
 ), ahead AS (
-  SELECT c.score, COALESCE(SUM(c.residents) OVER (
-           ORDER BY c.score DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS n
-  FROM leaderboard_score_counts c
-  WHERE c.node_id = :node AND c.period = :period AND c.category = :category
-    AND c.metric = :metric_name AND c.score >= (SELECT MIN(score) FROM page)
+  SELECT score, COALESCE(SUM(n) OVER (
+           ORDER BY score DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS n
+  FROM counts
 )
 SELECT page.resident_id, page.score, 1 + COALESCE(ahead.n, 0) AS rank, u.display_name,
        r.privacy
@@ -120,6 +120,28 @@ JOIN residents r ON r.id = page.resident_id
 JOIN users u ON u.id = r.user_id
 ORDER BY page.score {direction}, page.resident_id {direction}
 """
+# Where the number of listed residents per score comes from. Districts and streets (up to a
+# million residents) keep a histogram; grids and communities (thousands) are counted from
+# their board index directly, which saves the drainer half of the histogram upkeep.
+_HISTOGRAM_COUNTS = """
+  SELECT c.score, c.residents AS n FROM leaderboard_score_counts c
+  WHERE c.node_id = :node AND c.period = :period AND c.category = :category
+    AND c.metric = :metric_name AND c.score >= (SELECT MIN(score) FROM {rows})"""
+_DIRECT_COUNTS = """
+  SELECT x.{metric} AS score, COUNT(*) AS n FROM leaderboard_tallies x
+  WHERE x.{level}_id = :node AND x.period = :period AND x.category = :category
+    AND x.listed = :listed {positive} AND x.{metric} >= (SELECT MIN(score) FROM {rows})
+  GROUP BY x.{metric}"""
+
+
+def _counts_sql(level: str, metric: str, rows: str) -> str:
+    column = "minutes" if metric == "hours" else "points"
+    if level in HISTOGRAM_LEVELS:
+        return _HISTOGRAM_COUNTS.format(rows=rows)
+    return _DIRECT_COUNTS.format(metric=column, level=level, rows=rows,
+                                 positive="AND x.minutes > 0" if metric == "hours" else "")
+
+
 _STATEMENTS: dict[tuple[str, str, str], Any] = {}
 
 
@@ -134,6 +156,7 @@ def _page_statement(level: str, metric: str, keyset: str):  # type: ignore[no-un
             keyset={"": "", "after": f"AND (t.{column}, t.resident_id) < (:score, :rid)",
                     "before": f"AND (t.{column}, t.resident_id) > (:score, :rid)"}[keyset],
             direction="ASC" if keyset == "before" else "DESC",
+            counts=_counts_sql(level, metric, "page"),
         ))
     return _STATEMENTS[key]
 
@@ -210,12 +233,11 @@ WITH above AS (
   SELECT 1 AS side, resident_id, score FROM above
   UNION ALL SELECT 2 AS side, resident_id, score FROM below
   UNION ALL SELECT 0 AS side, :rid AS resident_id, :score AS score
+), counts AS MATERIALIZED (
+  {counts}
 )
 SELECT near.side, near.resident_id, near.score,
-       1 + COALESCE((SELECT SUM(c.residents) FROM leaderboard_score_counts c
-                     WHERE c.node_id = :node AND c.period = :period
-                       AND c.category = :category AND c.metric = :metric_name
-                       AND c.score > near.score), 0) AS rank,
+       1 + COALESCE((SELECT SUM(k.n) FROM counts k WHERE k.score > near.score), 0) AS rank,
        u.display_name, r.privacy
 FROM near
 JOIN residents r ON r.id = near.resident_id
@@ -229,7 +251,8 @@ def _near_statement(level: str, metric: str):  # type: ignore[no-untyped-def]
     if key not in _STATEMENTS:
         _STATEMENTS[key] = text(_NEAR_SQL.format(
             metric="minutes" if metric == "hours" else "points", level=level,
-            positive="AND t.minutes > 0" if metric == "hours" else ""))
+            positive="AND t.minutes > 0" if metric == "hours" else "",
+            counts=_counts_sql(level, metric, "near")))
     return _STATEMENTS[key]
 
 

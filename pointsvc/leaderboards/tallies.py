@@ -21,7 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, delete, event, func, inspect, select, text
+from sqlalchemy import BigInteger, any_, bindparam, delete, event, func, inspect, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ..common import as_utc
@@ -29,12 +30,24 @@ from ..extensions import db
 from ..ledger.service import POSTING_HOOKS, Posted, _insert
 from ..orgs.models import OrgNode
 from ..people.models import Resident
-from .models import LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
+from .models import HISTOGRAM_LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
 
 DRAIN_LOCK_ID = 727_101
 # Kinds that earn or lose leaderboard points (spending and expiry do not lower a rank).
 EARNING_KINDS = ("award", "deduction", "adjustment")
 ALL = "all"
+
+
+def in_ids(column: Any, ids: Iterable[int]) -> Any:
+    """`column IN ids`; on PostgreSQL one array parameter (= ANY), not thousands of them."""
+    ids = list(ids)
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
+def _pg() -> bool:
+    return db.engine.dialect.name == "postgresql"
 
 
 # -- the posting hook ---------------------------------------------------------------------
@@ -152,7 +165,7 @@ def ranked_rows(*, where: str, params: dict[str, Any]) -> list[RankedRow]:
     """The leaderboard view of the transactions matching a SQL condition on `t`."""
     statement = text(_ROWS_SQL.format(where=where))
     for name, value in params.items():
-        if isinstance(value, list | tuple):
+        if isinstance(value, list | tuple) and not _pg():
             statement = statement.bindparams(bindparam(name, expanding=True))
     rows = []
     for (tx_id, kind, resident_id, community_id, category, rule_code, quantity, created_at,
@@ -203,7 +216,7 @@ class Places:
         for start in range(0, len(ids), 5000):
             for rid, community_id, grid_id, minor, privacy in db.session.execute(
                 select(Resident.id, Resident.community_id, Resident.grid_id, Resident.is_minor,
-                       Resident.privacy).where(Resident.id.in_(ids[start:start + 5000]))
+                       Resident.privacy).where(in_ids(Resident.id, ids[start:start + 5000]))
             ):
                 district_id, street_id, _ = self.community(community_id)
                 found[rid] = {"district_id": district_id, "street_id": street_id,
@@ -229,20 +242,22 @@ def aggregate(rows: Iterable[RankedRow], places: Places) -> dict[tuple[int, str,
 
 
 def _scope_nodes(place: dict[str, Any]) -> list[int]:
-    return [place[f"{level}_id"] for level in LEVELS if place[f"{level}_id"]]
+    return [place[f"{level}_id"] for level in HISTOGRAM_LEVELS if place[f"{level}_id"]]
 
 
 def _load_tallies(keys: list[tuple[int, str, str]]) -> dict[tuple[int, str, str], Any]:
     """Existing tally rows for (resident, period, category) keys."""
     found: dict[tuple[int, str, str], Any] = {}
     residents = sorted({key[0] for key in keys})
+    periods = sorted({key[1] for key in keys})
     wanted = set(keys)
     for start in range(0, len(residents), 2000):
         for row in db.session.execute(
             select(Tally.resident_id, Tally.period, Tally.category, Tally.points, Tally.minutes,
                    Tally.listed, Tally.district_id, Tally.street_id, Tally.community_id,
                    Tally.grid_id)
-            .where(Tally.resident_id.in_(residents[start:start + 2000]))
+            .where(in_ids(Tally.resident_id, residents[start:start + 2000]),
+                   Tally.period.in_(periods))
         ):
             key = (row.resident_id, row.period, row.category)
             if key in wanted:
@@ -265,7 +280,7 @@ def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
     if relist:
         for key in db.session.execute(
             select(Tally.resident_id, Tally.period, Tally.category)
-            .where(Tally.resident_id.in_(sorted(relist)))
+            .where(in_ids(Tally.resident_id, sorted(relist)))
         ):
             deltas.setdefault(tuple(key), [0, 0])
     if not deltas:
@@ -295,15 +310,50 @@ def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
     _apply_counts(counts)
 
 
+_TALLY_COLUMNS = ("resident_id", "period", "category", "points", "minutes", "listed",
+                  "district_id", "street_id", "community_id", "grid_id")
+_TALLY_TYPES = ("bigint", "text", "text", "bigint", "bigint", "boolean", "bigint", "bigint",
+                "bigint", "bigint")
+_COUNT_COLUMNS = ("node_id", "period", "category", "metric", "score", "residents")
+_COUNT_TYPES = ("bigint", "text", "text", "text", "bigint", "bigint")
+
+
+def _upsert(table: str, columns: tuple[str, ...], types: tuple[str, ...], key: int,
+            update: str, rows: list[dict[str, Any]]) -> None:
+    """Set-based upsert: unnest() of arrays on PostgreSQL, executemany on SQLite.
+
+    (A multi-row VALUES built by SQLAlchemy compiles thousands of bind parameters per call;
+    that cost more than the database work.)
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    conflict = ", ".join(columns[:key])
+    if _pg():
+        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(columns, types, strict=True))
+        sql = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+               f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start:start + 5000]
+            # Array literals as text: psycopg's per-element list dumping cost more than the
+            # upsert itself. Values are ints, booleans and fixed keys (no quotes or commas).
+            db.session.execute(text(sql), {c: _array_literal(row[c] for row in chunk)
+                                           for c in columns})
+        return
+    values = ", ".join(f":{c}" for c in columns)
+    sql = (f"INSERT INTO {table} ({names}) VALUES ({values}) "
+           f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
+    db.session.execute(text(sql), rows)
+
+
+def _array_literal(values: Iterable[Any]) -> str:
+    return "{" + ",".join(("t" if v else "f") if isinstance(v, bool) else str(v)
+                          for v in values) + "}"
+
+
 def _upsert_tallies(rows: list[dict[str, Any]]) -> None:
-    columns = ("points", "minutes", "listed", "district_id", "street_id", "community_id",
-               "grid_id")
-    for start in range(0, len(rows), 1000):
-        statement = _insert(Tally.__table__).values(rows[start:start + 1000])
-        db.session.execute(statement.on_conflict_do_update(
-            index_elements=["resident_id", "period", "category"],
-            set_={name: statement.excluded[name] for name in columns},
-        ))
+    update = ", ".join(f"{c} = excluded.{c}" for c in _TALLY_COLUMNS[3:])
+    _upsert("leaderboard_tallies", _TALLY_COLUMNS, _TALLY_TYPES, 3, update, rows)
 
 
 def _apply_counts(counts: dict[tuple[int, str, str, str, int], int]) -> None:
@@ -313,15 +363,10 @@ def _apply_counts(counts: dict[tuple[int, str, str, str, int], int]) -> None:
         for (node, period, category, metric, score), change in sorted(counts.items())
         if change
     ]
-    for start in range(0, len(rows), 1000):
-        statement = _insert(ScoreCount.__table__).values(rows[start:start + 1000])
-        db.session.execute(statement.on_conflict_do_update(
-            index_elements=["node_id", "period", "category", "metric", "score"],
-            set_={"residents": ScoreCount.__table__.c.residents
-                  + statement.excluded.residents},
-        ))
-    if rows:
-        db.session.execute(delete(ScoreCount).where(ScoreCount.residents == 0))
+    _upsert("leaderboard_score_counts", _COUNT_COLUMNS, _COUNT_TYPES, 5,
+            "residents = leaderboard_score_counts.residents + excluded.residents", rows)
+    # Rows that fall to zero stay: a rank adds nothing for them, and deleting them would
+    # need a scan of the histogram on every drain.
 
 
 # -- draining -----------------------------------------------------------------------------
@@ -350,13 +395,14 @@ def drain(*, limit: int = 5000) -> int:
     if not tx_ids and not relist:
         db.session.rollback()
         return 0
-    rows = ranked_rows(where="t.id IN :ids", params={"ids": tx_ids}) if tx_ids else []
+    where = "t.id = ANY(:ids)" if _pg() else "t.id IN :ids"
+    rows = ranked_rows(where=where, params={"ids": tx_ids}) if tx_ids else []
     apply_changes(deltas=aggregate(rows, Places()), relist=relist)
     evaluate_badges(rows=rows)
     if tx_ids:
-        db.session.execute(delete(TallyOutbox).where(TallyOutbox.transaction_id.in_(tx_ids)))
+        db.session.execute(delete(TallyOutbox).where(in_ids(TallyOutbox.transaction_id, tx_ids)))
     if relist:
-        db.session.execute(delete(RelistOutbox).where(RelistOutbox.resident_id.in_(relist)))
+        db.session.execute(delete(RelistOutbox).where(in_ids(RelistOutbox.resident_id, relist)))
     db.session.commit()
     return len(tx_ids) + len(relist)
 
@@ -487,7 +533,7 @@ def _check_tallies() -> list[str]:
 
 def _check_counts() -> list[str]:
     problems = []
-    for level in LEVELS:
+    for level in HISTOGRAM_LEVELS:
         for metric in METRICS:
             column = f"{level}_id"
             sql = f"""

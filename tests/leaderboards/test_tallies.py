@@ -21,9 +21,11 @@ def snapshot(app):
         tallies = sorted(tuple(row) for row in db.session.execute(
             select(Tally.resident_id, Tally.period, Tally.category, Tally.points,
                    Tally.minutes, Tally.listed, Tally.community_id, Tally.grid_id)))
+        # Live draining leaves histogram rows that fell to zero (they add nothing to a rank).
         counts = sorted(tuple(row) for row in db.session.execute(
             select(ScoreCount.node_id, ScoreCount.period, ScoreCount.category,
-                   ScoreCount.metric, ScoreCount.score, ScoreCount.residents)))
+                   ScoreCount.metric, ScoreCount.score, ScoreCount.residents)
+            .where(ScoreCount.residents != 0)))
         db.session.remove()
         return tallies, counts
 
