@@ -1,24 +1,34 @@
-"""Rank and star level on the resident's home page: the hook for the leaderboards package.
+"""Rank and star level on the resident's home page, from the leaderboards package.
 
-Leaderboards (tallies, rankings, honours) are being built in pointsvc/leaderboards/. Until
-it lands this returns None and the page says "coming soon" — never an invented number.
-When it lands, call its service here and return a Standing; the template already shows it.
+The same service calls as GET /api/v1/leaderboards/me (this month, all categories, points)
+and GET /api/v1/me/honours (star level from recorded service hours).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .i18n import is_english
+
 
 @dataclass(frozen=True)
 class Standing:
-    rank: int | None  # place in the community this month
-    community_size: int | None
+    rank: int | None  # place in the community this month; None: not ranked yet
+    listed: bool  # False: the resident chose to stay off the boards (or is a minor)
     stars: int  # national volunteer star level, 0-5 (DESIGN.md §7)
     service_hours: float
+    next_star_hours: float | None
 
 
-def resident_standing(*, resident_id: int) -> Standing | None:
-    """The resident's rank and star level, or None while leaderboards are not there."""
-    del resident_id  # used once the leaderboards service exists
-    return None
+def resident_standing(*, resident_id: int) -> Standing:
+    from ..leaderboards import honours
+    from ..leaderboards import service as boards
+
+    place = boards.my_place(resident_id=resident_id, period="month", at=None, category="all",
+                            metric="points", neighbours=0, english=is_english())
+    community = next((scope for scope in place["scopes"]
+                      if scope["scope"]["level"] == "community"), None)
+    record = honours.honours_of(resident_id=resident_id, english=is_english())
+    return Standing(rank=community["rank"] if community else None, listed=place["listed"],
+                    stars=int(record["star_level"]), service_hours=record["service_hours"],
+                    next_star_hours=record["next_star_hours"])

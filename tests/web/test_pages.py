@@ -276,12 +276,29 @@ def test_times_are_shown_in_the_community_time_zone(app, world, resident_page, t
 # --- the resident ---------------------------------------------------------------------------
 
 
-def test_home_shows_balance_and_earned_this_month(app, world, resident_page):
-    fund(app, world.resident, 120)
+def test_home_shows_balance_earned_rank_and_stars(app, world, resident_page):
+    from tests.leaderboards.conftest import drain
+
+    text = text_of(resident_page.get("/wallet"))
+    assert "我的积分 0" in text and "本月还没有排名" in text and "还没有" in text
+    rule = {"org_node_id": world.tree.district, "code": "volunteer-hour", "title_zh": "志愿服务",
+            "title_en": "Volunteering", "category": "volunteer", "points": 10, "unit": "hour"}
+    client = app.test_client()
+    assert client.post("/api/v1/rules", json=rule,
+                       headers=auth(app, world.admin)).status_code == 201
+    for n, (resident, minutes) in enumerate(((world.resident, 720), (world.resident2, 1200))):
+        award = {"resident_id": resident, "rule_code": "volunteer-hour", "quantity": minutes}
+        response = client.post("/api/v1/awards", json=award, headers=auth(
+            app, world.organizer_a, **{"Idempotency-Key": f"home-{n}"}))
+        assert response.status_code == 201, response.get_json()
+    drain(app)  # the leaderboards fold postings into tallies in the background
     text = text_of(resident_page.get("/wallet"))
     assert "我的积分 120" in text
     assert "本月获得 120" in text
-    assert text.count("即将推出") == 2  # rank and stars wait for the leaderboards
+    assert "本月社区排名 第 2 名" in text
+    assert "志愿服务时长 12.0" in text and "满 100 小时升星" in text
+    resident_page.post("/wallet/privacy", {"privacy": "hidden"})
+    assert "您不会出现在排行榜上" in text_of(resident_page.get("/wallet"))
 
 
 def test_pay_code_page_is_a_valid_one_time_code(app, world, resident_page):
