@@ -37,9 +37,12 @@ def upgrade():
     with op.batch_alter_table('leaderboard_tallies', schema=None) as batch_op:
         for level in LEVELS:
             for metric in METRICS:
+                # minutes indexes are partial: only rows with service hours are on hours boards
+                where = sa.text('minutes > 0') if metric == 'minutes' else None
                 batch_op.create_index(f'ix_leaderboard_tallies_{level}_{metric}',
                                       [f'{level}_id', 'period', 'category', 'listed', metric,
-                                       'resident_id'], unique=False)
+                                       'resident_id'], unique=False,
+                                      postgresql_where=where, sqlite_where=where)
 
     op.create_table('leaderboard_score_counts',
     sa.Column('node_id', sa.BigInteger(), autoincrement=False, nullable=False),
