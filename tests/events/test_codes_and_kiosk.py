@@ -158,6 +158,10 @@ def test_kiosk_page_state_and_code(app, client, world):
     assert state["inside_count"] == 1 and "/K/PSK1" in state["url"]
     svg = client.get(f"/events/{event['id']}/kiosk/code.svg", headers=headers)
     assert svg.mimetype == "image/svg+xml"
+    png = client.get(f"/events/{event['id']}/kiosk/code.png?direction=out", headers=headers)
+    assert png.mimetype == "image/png" and decode_png(png.data) == [state["url"]]
+    assert client.get(f"/events/{event['id']}/kiosk/code.gif", headers=headers
+                      ).status_code == 404
     # the code rotates: 30 s later the kiosk shows another one
     world.clock.advance(seconds=30)
     later = client.get(f"/events/{event['id']}/kiosk/state", headers=headers).get_json()

@@ -29,7 +29,7 @@
       else { show(""); }
       if (state.url !== lastUrl) {
         lastUrl = state.url;
-        return get("/code.svg?direction=" + direction, "blob").then(function (blob) {
+        return get("/code.png?direction=" + direction, "blob").then(function (blob) {
           var img = document.getElementById("code");
           var old = img.src;
           img.src = URL.createObjectURL(blob);
