@@ -583,21 +583,27 @@ class _OfferFacts(NamedTuple):
     path: str
 
 
-_SPENDER = (
-    "SELECT r.id, r.community_id, u.display_name, o.path, o.timezone, p.daily_limit, a.id,"
-    " a.held FROM residents r JOIN users u ON u.id = r.user_id"
-    " JOIN org_nodes o ON o.id = r.community_id"
+# Everything a spend reads, in ONE statement: the merchant (share-locked on PostgreSQL, so a
+# suspension waits for the spend) with its account; the resident with their name, community
+# path and time zone, the community's daily limit and their account (id, held); the offer
+# with its node's path. Resident and offer are outer-joined: a missing one is all NULLs.
+_SPEND_FACTS = (
+    "SELECT m.id, m.name, m.status, m.org_node_id, ma.id, ma.district_id,"
+    " r.id, r.community_id, u.display_name, o.path, o.timezone, p.daily_limit, ra.id,"
+    " ra.held,"
+    " f.id, f.merchant_id, f.title, f.points_price, f.stock, f.per_resident_limit,"
+    " f.limit_period, f.starts_at, f.ends_at, f.status, fo.path"
+    " FROM merchants m"
+    " LEFT JOIN ledger_accounts ma ON ma.kind = 'merchant' AND ma.owner_id = m.id"
+    " LEFT JOIN residents r ON r.id = %(rid)s"
+    " LEFT JOIN users u ON u.id = r.user_id"
+    " LEFT JOIN org_nodes o ON o.id = r.community_id"
     " LEFT JOIN redemption_policies p ON p.community_id = r.community_id"
-    " LEFT JOIN ledger_accounts a ON a.kind = 'resident' AND a.owner_id = r.id"
-    " AND a.community_id = r.community_id WHERE r.id = %(id)s")
-_TILL = (
-    "SELECT m.id, m.name, m.status, m.org_node_id, a.id, a.district_id FROM merchants m"
-    " LEFT JOIN ledger_accounts a ON a.kind = 'merchant' AND a.owner_id = m.id"
-    " WHERE m.id = %(id)s")
-_OFFER = (
-    "SELECT f.id, f.merchant_id, f.title, f.points_price, f.stock, f.per_resident_limit,"
-    " f.limit_period, f.starts_at, f.ends_at, f.status, o.path FROM offers f"
-    " JOIN org_nodes o ON o.id = f.org_node_id WHERE f.id = %(id)s")
+    " LEFT JOIN ledger_accounts ra ON ra.kind = 'resident' AND ra.owner_id = r.id"
+    " AND ra.community_id = r.community_id"
+    " LEFT JOIN offers f ON f.id = %(oid)s"
+    " LEFT JOIN org_nodes fo ON fo.id = f.org_node_id"
+    " WHERE m.id = %(mid)s")
 _TAKE_STOCK = ("UPDATE offers SET stock = stock - %(q)s"
                " WHERE id = %(id)s AND stock >= %(q)s")
 _TAKE_ROOM = (
@@ -618,43 +624,31 @@ _TIMES = ("hold_expires_at", "created_at", "captured_at", "resolved_at")
 _LINK_TRANSACTION = "UPDATE redemptions SET transaction_id = %(t)s WHERE id = %(id)s"
 
 
-def _spender(resident_id: int) -> _Spender | None:
-    """The resident's facts a spend needs, in one statement: community, its path and time
-    zone, the daily limit, the masked name's source, and the points account (id, held)."""
-    if not 0 < resident_id <= MAX_ID:
-        return None
-    found = lean.one(_SPENDER, {"id": resident_id})
-    return None if found is None else _Spender(*found)
-
-
-def _trading_merchant(merchant_id: int) -> _Till:
-    """The merchant (share-locked on PostgreSQL, so a suspension waits for this spend) with
-    its account, in one statement; 404 / 409 merchant_suspended / merchant_not_active."""
-    row = None
+def _spend_facts(*, merchant_id: int, resident_id: int, offer_id: int | None
+                 ) -> tuple[_Till, _Spender | None, _OfferFacts | None]:
+    """The merchant (404 / 409 merchant_suspended / merchant_not_active), the resident and
+    the offer (None when absent), read in one statement."""
+    found = None
     if 0 < merchant_id <= MAX_ID:
-        found = lean.one(_TILL + (" FOR SHARE OF m" if lean.postgresql() else ""),
-                         {"id": merchant_id})
-        row = None if found is None else _Till(*found)
-    if row is None:
-        raise NotFound("not_found", f"merchant {merchant_id} does not exist")
-    if row.status == "suspended":
-        raise Conflict("merchant_suspended", f"merchant {merchant_id} is suspended")
-    if row.status != "active":
-        raise Conflict("merchant_not_active",
-                       f"merchant {merchant_id} is {row.status}, not active")
-    return row
-
-
-def _offer_for_spend(offer_id: int) -> _OfferFacts | None:
-    """The offer's columns a spend needs, with its node's path, in one statement."""
-    if not 0 < offer_id <= MAX_ID:
-        return None
-    found = lean.one(_OFFER, {"id": offer_id})
+        found = lean.one(_SPEND_FACTS + (" FOR SHARE OF m" if lean.postgresql() else ""), {
+            "mid": merchant_id,
+            "rid": resident_id if 0 < resident_id <= MAX_ID else None,
+            "oid": offer_id if offer_id is not None and 0 < offer_id <= MAX_ID else None})
     if found is None:
-        return None
-    offer = _OfferFacts(*found)
-    return offer._replace(starts_at=lean.read_time(offer.starts_at),
-                          ends_at=lean.read_time(offer.ends_at))
+        raise NotFound("not_found", f"merchant {merchant_id} does not exist")
+    till = _Till(*found[:6])
+    if till.status == "suspended":
+        raise Conflict("merchant_suspended", f"merchant {merchant_id} is suspended")
+    if till.status != "active":
+        raise Conflict("merchant_not_active",
+                       f"merchant {merchant_id} is {till.status}, not active")
+    spender = _Spender(*found[6:14]) if found[6] is not None else None
+    offer = None
+    if found[14] is not None:
+        offer = _OfferFacts(*found[14:])
+        offer = offer._replace(starts_at=lean.read_time(offer.starts_at),
+                               ends_at=lean.read_time(offer.ends_at))
+    return till, spender, offer
 
 
 def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, dict[str, Any]]:
@@ -666,8 +660,9 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
     (no ORM entities), and the receipt is built from what was read and written.
     """
     now = clock(now)
-    merchant = _trading_merchant(request.merchant_id)
-    resident = _spender(request.resident_id)
+    merchant, resident, offer_facts = _spend_facts(
+        merchant_id=request.merchant_id, resident_id=request.resident_id,
+        offer_id=request.offer_id)
     if resident is None:
         raise NotFound("not_found", f"resident {request.resident_id} does not exist")
     community_id = resident.community_id
@@ -692,7 +687,7 @@ def redeem(*, request: SpendRequest, now: datetime | None = None) -> tuple[int, 
 
     offer, quantity, unit, offer_period = None, None, None, None
     if request.offer_id is not None:
-        offer = _offer_for_spend(request.offer_id)
+        offer = offer_facts
         if offer is None or offer.merchant_id != merchant.id:
             raise ValidationFailed(errors={"offer_id": ["No such offer at this merchant."]})
         if not _available(offer, now) or not _on_branch(offer.path, resident.path):
