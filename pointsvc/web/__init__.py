@@ -78,7 +78,8 @@ def _protect_pages() -> None:
 
 # URLs that belong to the pages even when no route matches (a mistyped id): their 404s are
 # HTML pages. Every other unknown URL keeps the API's problem+json answer.
-PAGE_PREFIXES = ("/wallet", "/till", "/M/", "/login", "/logout", "/prefs")
+PAGE_PREFIXES = ("/wallet", "/till", "/M/", "/K/", "/console", "/account", "/login", "/logout",
+                 "/prefs")
 
 
 def _not_found(error):  # type: ignore[no-untyped-def]

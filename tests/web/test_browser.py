@@ -282,3 +282,29 @@ def test_staff_award_in_the_console(app, world, browser, server, tmp_path):
     assert balance(app, world.resident) == (6, 0)
     assert watch.errors == []
     context.close()
+
+
+def test_resident_opens_a_check_in_link_and_sees_the_result(app, world, browser, server,
+                                                             tmp_path):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from tests.events.conftest import START, Clock, code_of, make_event
+    from tests.ledger.conftest import make_rule
+
+    make_rule(app, node_id=world.tree.district, code="volunteer-hour", points=10, unit="hour")
+    app.config["EVENTS_CLOCK"] = Clock(START + timedelta(minutes=2))  # 10:02 in Shanghai
+    organizer = SimpleNamespace(tree=world.tree, organizer=world.organizer_a)
+    event = make_event(app.test_client(), app, organizer)
+    link = code_of(app.test_client(), app, organizer, event["id"])["url"]
+    context, page, watch = _phone(browser)
+    page.goto(server + re.sub(r"^HTTPS://[^/]+", "", link))
+    page.fill("#f-identifier", login_name(app, world.resident_user))
+    page.fill("#f-password", PASSWORD)
+    page.click("button.primary")
+    page.wait_for_selector("[data-testid=checkin]")
+    assert "10:02 签到成功" in page.inner_text("[data-testid=checkin]")
+    _fits(page)
+    _shot(page, tmp_path, "checkin-360")
+    assert watch.errors == []
+    context.close()

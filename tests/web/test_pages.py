@@ -34,7 +34,8 @@ def _charge(till: Page, code: str, **spend: str):  # type: ignore[no-untyped-def
 # --- who may open what ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", RESIDENT_PAGES + ["/M/PSM1AAAA"])
+@pytest.mark.parametrize("url", RESIDENT_PAGES + ["/M/PSM1AAAA", "/K/PSK1AAAA",
+                                                "/wallet/privacy"])
 def test_resident_pages_need_sign_in_and_come_back(client, url):
     response = client.get(url)
     assert response.status_code == 302

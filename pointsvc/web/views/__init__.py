@@ -67,6 +67,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "kind_label": kind_label,
         "approval_reason": approval_reason,
         "merchant_status": merchant_status,
+        "message_for": explain,
         "status_label": status_label,
     }
 
@@ -112,4 +113,4 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import account, auth, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import account, auth, checkin, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
