@@ -1096,6 +1096,10 @@ def adjust_line(*, event_id: int, resident_id: int, minutes: int | None, reject:
     if line.status not in ("pending", "rejected"):
         raise Conflict("invalid_state", f"the line is already {line.status}")
     before = {"minutes": line.minutes, "points": line.points, "status": line.status}
+    window = int((as_utc(event.ends_at) - as_utc(event.starts_at)).total_seconds() // 60)
+    if minutes is not None and minutes > window:
+        raise ValidationFailed(errors={"minutes": [
+            f"At most the event's {window} minutes."]})
     if minutes is not None:
         rule = _event_rule(event)
         line.minutes = minutes

@@ -153,6 +153,9 @@ def test_approval_flow_adjust_reject_then_approve(app, client, world):
     assert r.get_json()["settlement"] == "awaiting_approval"
     assert r.get_json()["points_posted"] == 0 and transactions(app) == []
     url = f"/api/v1/events/{e}/attendance"
+    r = client.patch(f"{url}/{world.resident}", json={"minutes": 121, "reason": "多记"},
+                     headers=auth(app, world.organizer))
+    assert r.status_code == 422 and "minutes" in r.get_json()["errors"]
     r = client.patch(f"{url}/{world.resident}", json={"minutes": 90, "reason": "提前离场"},
                      headers=auth(app, world.organizer))
     assert r.status_code == 200 and r.get_json()["points"] == 15
