@@ -235,3 +235,31 @@ def test_concurrent_double_scans_count_once(app, client, world, event):
         from pointsvc.extensions import db
 
         assert db.session.scalar(select(func.count()).select_from(Scan)) == 1
+
+
+def test_the_check_in_path_stays_lean(app, client, world, event):
+    """A check-in reads and writes with a handful of statements (no ORM loads), whatever
+    the event's size: authentication, one SELECT of facts, the scan, the state."""
+    from sqlalchemy import event as sa_event
+
+    from pointsvc.extensions import db
+
+    code = code_of(client, app, world, event["id"])["code"]
+    headers = auth(app, world.resident_user)
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement.split()[0].upper())
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        r = client.post("/api/v1/checkins", headers=headers,
+                        json={"code": code, "nonce": nonce(), "scanned_at": START.isoformat()})
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert r.status_code == 201
+    mine = [s for s in statements if s in ("INSERT", "UPDATE")]
+    assert mine == ["INSERT", "INSERT"], statements  # the scan and the state upsert
+    assert len(statements) <= 6, statements
