@@ -126,7 +126,7 @@ def badge_progress(*, badge: Badge, resident_id: int, start: datetime | None,
         badge.metric]
 
 
-def evaluate_badges(*, rows: Iterable[RankedRow]) -> int:
+def evaluate_badges(*, rows: Iterable[RankedRow], places: Places | None = None) -> int:
     """Grant every badge a batch of postings completed; each at most once per resident.
 
     Runs in the drainer's transaction. The unique (badge, resident) pair and
@@ -136,15 +136,14 @@ def evaluate_badges(*, rows: Iterable[RankedRow]) -> int:
     badges = _active_badges() if rows else []
     if not badges:
         return 0
-    places = Places()
+    places = places or Places()
     held = _held(badge_ids=[b.id for b, _ in badges], resident_ids={r.resident_id for r in rows})
-    community_paths: dict[int, str] = {}
+    community_paths = dict(db.session.execute(
+        select(OrgNode.id, OrgNode.path).where(
+            OrgNode.id.in_(sorted({row.community_id for row in rows})))).all())
     granted = 0
     for row in rows:
-        path = community_paths.get(row.community_id)
-        if path is None:
-            path = db.session.scalar(select(OrgNode.path).where(OrgNode.id == row.community_id))
-            community_paths[row.community_id] = path
+        path = community_paths[row.community_id]
         for badge, badge_path in badges:
             if (badge.id, row.resident_id) in held or not path.startswith(badge_path):
                 continue

@@ -199,14 +199,21 @@ class Places:
     def __init__(self) -> None:
         self.communities: dict[int, tuple[int, int, str]] = {}  # id -> district, street, tz
 
+    def prefetch(self, community_ids: Iterable[int]) -> None:
+        """Read the communities not yet known in one statement."""
+        missing = sorted(set(community_ids) - set(self.communities))
+        for start in range(0, len(missing), 5000):
+            for node_id, path, timezone in db.session.execute(
+                select(OrgNode.id, OrgNode.path, OrgNode.timezone)
+                .where(in_ids(OrgNode.id, missing[start:start + 5000]))
+            ):
+                parts = [int(p) for p in path.strip("/").split("/")]
+                self.communities[node_id] = (parts[0], parts[1] if len(parts) > 2 else 0,
+                                             timezone)
+
     def community(self, community_id: int) -> tuple[int, int, str]:
         if community_id not in self.communities:
-            path, timezone = db.session.execute(
-                select(OrgNode.path, OrgNode.timezone).where(OrgNode.id == community_id)
-            ).one()
-            parts = [int(p) for p in path.strip("/").split("/")]
-            self.communities[community_id] = (parts[0], parts[1] if len(parts) > 2 else 0,
-                                              timezone)
+            self.prefetch([community_id])
         return self.communities[community_id]
 
     def residents(self, resident_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -214,10 +221,12 @@ class Places:
         found: dict[int, dict[str, Any]] = {}
         ids = sorted(set(resident_ids))
         for start in range(0, len(ids), 5000):
-            for rid, community_id, grid_id, minor, privacy in db.session.execute(
+            rows = db.session.execute(
                 select(Resident.id, Resident.community_id, Resident.grid_id, Resident.is_minor,
                        Resident.privacy).where(in_ids(Resident.id, ids[start:start + 5000]))
-            ):
+            ).all()
+            self.prefetch(row[1] for row in rows)
+            for rid, community_id, grid_id, minor, privacy in rows:
                 district_id, street_id, _ = self.community(community_id)
                 found[rid] = {"district_id": district_id, "street_id": street_id,
                               "community_id": community_id, "grid_id": grid_id or 0,
@@ -225,8 +234,9 @@ class Places:
         return found
 
 
-def aggregate(rows: Iterable[RankedRow], places: Places) -> dict[tuple[int, str, str], list[int]]:
+def aggregate(rows: list[RankedRow], places: Places) -> dict[tuple[int, str, str], list[int]]:
     """(resident, period, category) -> [points, minutes] summed over the rows."""
+    places.prefetch(row.community_id for row in rows)
     totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         timezone = places.community(row.community_id)[2]
@@ -274,7 +284,7 @@ def _count_changes(changes: dict[tuple[int, str, str, str, int], int], *, place:
 
 
 def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
-                  relist: Iterable[int] = ()) -> None:
+                  relist: Iterable[int] = (), places: Places | None = None) -> None:
     """Fold point/minute deltas and re-listings into tallies and histograms (drainer only)."""
     relist = set(relist)
     if relist:
@@ -287,12 +297,12 @@ def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
         return
     keys = list(deltas)
     existing = _load_tallies(keys)
-    places = Places().residents({key[0] for key in keys})
+    places_now = (places or Places()).residents({key[0] for key in keys})
     counts: dict[tuple[int, str, str, str, int], int] = defaultdict(int)
     upserts = []
     for key in keys:
         resident_id, period, category = key
-        place = places.get(resident_id)
+        place = places_now.get(resident_id)
         if place is None:  # erased resident: keep the row as it was
             continue
         old = existing.get(key)
@@ -397,8 +407,9 @@ def drain(*, limit: int = 5000) -> int:
         return 0
     where = "t.id = ANY(:ids)" if _pg() else "t.id IN :ids"
     rows = ranked_rows(where=where, params={"ids": tx_ids}) if tx_ids else []
-    apply_changes(deltas=aggregate(rows, Places()), relist=relist)
-    evaluate_badges(rows=rows)
+    places = Places()  # one read of the communities involved, for the whole drain
+    apply_changes(deltas=aggregate(rows, places), relist=relist, places=places)
+    evaluate_badges(rows=rows, places=places)
     if tx_ids:
         db.session.execute(delete(TallyOutbox).where(in_ids(TallyOutbox.transaction_id, tx_ids)))
     if relist:
