@@ -5,24 +5,28 @@
 POST /redeem {"pay_code", "offer_id", "quantity", "order_ref"} with headers X-Bench-User
 (the operator's user id: no JWT here) and X-Bench-Merchant. In ONE database transaction it
 sends the statements the service sends for a pay-code redemption (bench/redemption.py
-prints the service's log next to this list, so the two can be compared; the service's
-principal is cached per worker, so at steady state it sends no authentication query):
+prints the service's log next to this list, so the two can be compared):
+
+   0  SELECT the user with resident / merchant operator; SELECT their role grants (the
+      principal). The service caches principals per worker for 5 s, but with 64 operators
+      spread over 4 workers at tens of requests per second most requests miss that cache
+      (py-spy: _read_principal ~20 % of a worker), so the baseline sends both queries too;
+      BENCH_RAW_AUTH=0 leaves them out.
 
    1  INSERT idempotency key ON CONFLICT DO NOTHING RETURNING id
    2  UPDATE paycodes SET used_at ... WHERE nonce, resident, step, unused, unexpired
    3  SAVEPOINT (a refusal after the code was read rolls back to here)
-   4  SELECT merchant (FOR SHARE) with its account
-   5  SELECT resident, name, account (id, held), community path/time zone, daily limit
-   6  SELECT offer with its node's path
-   7  UPDATE offers SET stock = stock - q WHERE stock >= q
-   8  INSERT redemption_counters ... ON CONFLICT DO UPDATE ... WHERE amount + n <= limit
-   9  INSERT redemptions RETURNING id
-  10  UPDATE resident account RETURNING balance, nextval(transaction id)   (post())
-  11  UPDATE merchant account RETURNING balance                            (post())
-  12  WITH t AS (INSERT ledger_transactions) INSERT ledger_entries          (post())
-  13  UPDATE redemptions SET transaction_id
-  14  RELEASE SAVEPOINT
-  15  UPDATE idempotency key SET status, response
+   4  SELECT merchant (FOR SHARE) + its account, resident + name + account (id, held)
+      + community path/time zone + daily limit, offer + its node's path: ONE statement
+   5  UPDATE offers SET stock = stock - q WHERE stock >= q
+   6  INSERT redemption_counters ... ON CONFLICT DO UPDATE ... WHERE amount + n <= limit
+   7  INSERT redemptions RETURNING id
+   8  UPDATE resident account RETURNING balance, nextval(transaction id)   (post())
+   9  UPDATE merchant account RETURNING balance                            (post())
+  10  WITH t AS (INSERT ledger_transactions) INSERT ledger_entries          (post())
+  11  UPDATE redemptions SET transaction_id
+  12  RELEASE SAVEPOINT
+  13  UPDATE idempotency key SET status, response
       COMMIT
 It also checks the pay code's HMAC and hashes the transaction (SHA-256), as the service does.
 """
@@ -40,6 +44,7 @@ from datetime import UTC, datetime
 import psycopg
 
 _conn: psycopg.Connection | None = None
+AUTH = os.environ.get("BENCH_RAW_AUTH", "1") != "0"
 DOMAIN = b"pointsvc-code-v1|PSP1|"
 
 
@@ -82,6 +87,21 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
     resident_id, nonce, step = _paycode(payload["pay_code"])
     quantity = int(payload.get("quantity") or 1)
     with conn.transaction():
+        if AUTH:
+            conn.execute(
+                "SELECT users.id, users.username, users.phone, users.display_name, "
+                "users.password_hash, users.is_active, users.failed_logins, "
+                "users.locked_until, users.password_changed_at, users.created_at, "
+                "residents.id, residents.community_id, org_nodes.path, residents.household_id, "
+                "merchant_operators.merchant_id FROM users LEFT OUTER JOIN residents ON "
+                "residents.user_id = users.id LEFT OUTER JOIN org_nodes ON org_nodes.id = "
+                "residents.community_id LEFT OUTER JOIN merchant_operators ON "
+                "merchant_operators.user_id = users.id WHERE users.id = %s",
+                (user_id,)).fetchone()
+            conn.execute(
+                "SELECT role_grants.role, role_grants.org_node_id, org_nodes.path FROM "
+                "role_grants JOIN org_nodes ON org_nodes.id = role_grants.org_node_id "
+                "WHERE role_grants.user_id = %s", (user_id,)).fetchall()
         request_hash = hashlib.sha256(json.dumps(
             ["/redeem", payload], sort_keys=True).encode()).hexdigest()
         key_id = conn.execute(
@@ -95,30 +115,24 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
         if used != 1:
             raise Refused("already_used")
         conn.execute("SAVEPOINT sp")
-        merchant = conn.execute(
-            "SELECT merchants.id, merchants.name, merchants.status, merchants.org_node_id, "
-            "ledger_accounts.id, ledger_accounts.district_id FROM merchants LEFT OUTER JOIN "
-            "ledger_accounts ON ledger_accounts.kind = 'merchant' AND ledger_accounts.owner_id "
-            "= merchants.id WHERE merchants.id = %s FOR SHARE OF merchants",
-            (merchant_id,)).fetchone()
-        _id, merchant_name, _status, _node, merchant_acct, _district = merchant
-        resident = conn.execute(
-            "SELECT residents.id, residents.community_id, users.display_name, org_nodes.path, "
-            "org_nodes.timezone, redemption_policies.daily_limit, ledger_accounts.id, "
-            "ledger_accounts.held FROM residents JOIN users ON users.id = residents.user_id "
-            "JOIN org_nodes ON org_nodes.id = residents.community_id LEFT OUTER JOIN "
-            "redemption_policies ON redemption_policies.community_id = residents.community_id "
-            "LEFT OUTER JOIN ledger_accounts ON ledger_accounts.kind = 'resident' AND "
-            "ledger_accounts.owner_id = residents.id AND ledger_accounts.community_id = "
-            "residents.community_id WHERE residents.id = %s", (resident_id,)).fetchone()
-        _rid, community_id, name, path, _tz, limit, resident_acct, held = resident
+        facts = conn.execute(
+            "SELECT m.id, m.name, m.status, m.org_node_id, ma.id, ma.district_id, r.id, "
+            "r.community_id, u.display_name, o.path, o.timezone, p.daily_limit, ra.id, "
+            "ra.held, f.id, f.merchant_id, f.title, f.points_price, f.stock, "
+            "f.per_resident_limit, f.limit_period, f.starts_at, f.ends_at, f.status, fo.path "
+            "FROM merchants m LEFT JOIN ledger_accounts ma ON ma.kind = 'merchant' AND "
+            "ma.owner_id = m.id LEFT JOIN residents r ON r.id = %s "
+            "LEFT JOIN users u ON u.id = r.user_id LEFT JOIN org_nodes o ON o.id = "
+            "r.community_id LEFT JOIN redemption_policies p ON p.community_id = r.community_id "
+            "LEFT JOIN ledger_accounts ra ON ra.kind = 'resident' AND ra.owner_id = r.id AND "
+            "ra.community_id = r.community_id LEFT JOIN offers f ON f.id = %s "
+            "LEFT JOIN org_nodes fo ON fo.id = f.org_node_id WHERE m.id = %s FOR SHARE OF m",
+            (resident_id, int(payload["offer_id"]), merchant_id)).fetchone()
+        merchant_name, merchant_acct = facts[1], facts[4]
+        community_id, name, path, limit, resident_acct, held = (
+            facts[7], facts[8], facts[9], facts[11], facts[12], facts[13])
         district_id = int(path.strip("/").split("/")[0])
-        offer = conn.execute(
-            "SELECT offers.id, offers.merchant_id, offers.title, offers.points_price, "
-            "offers.stock, offers.per_resident_limit, offers.limit_period, offers.starts_at, "
-            "offers.ends_at, offers.status, org_nodes.path FROM offers JOIN org_nodes ON "
-            "org_nodes.id = offers.org_node_id WHERE offers.id = %s",
-            (int(payload["offer_id"]),)).fetchone()
+        offer = facts[14:]
         offer_id, _m, title, price = offer[:4]
         points = price * quantity
         conn.execute("UPDATE offers SET stock = stock - %s WHERE id = %s AND stock >= %s",
