@@ -50,3 +50,13 @@ MERCHANT_STATUSES = {
 
 def merchant_status(status: str) -> str:
     return str(MERCHANT_STATUSES.get(status, status))
+
+SIGNUP_STATUSES = {
+    "confirmed": _l("Signed up"),
+    "waitlisted": _l("On the wait-list"),
+    "cancelled": _l("Cancelled"),
+}
+
+
+def signup_label(status: str) -> str:
+    return str(SIGNUP_STATUSES.get(status, status))

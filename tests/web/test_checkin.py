@@ -73,3 +73,35 @@ def test_merchants_cannot_check_in(app, world, event_setup, till_page):
     code = code_of(app.test_client(), app, event_setup.world, event_setup.event["id"])
     response = till_page.get(_path(code["url"]))
     assert response.status_code == 403 and "这个页面是给居民用的" in text_of(response)
+
+
+def test_events_list_sign_up_and_cancel(app, world, event_setup, resident_page):
+    from tests.events.conftest import make_event
+
+    full = make_event(app.test_client(), app, event_setup.world, title="读书会", capacity=1)
+    listing = resident_page.get("/wallet/events")
+    assert "社区清洁日" in text_of(listing) and "读书会" in text_of(listing)
+    assert "我的报名" not in text_of(listing)
+    url = f"/wallet/events/{event_setup.event['id']}"
+    assert "未报名" in text_of(resident_page.get(url))
+    assert resident_page.post(f"{url}/signup").status_code == 302
+    assert "已报名" in text_of(resident_page.get(url))
+    assert "社区清洁日 已报名" in text_of(resident_page.get("/wallet/events"))
+    assert resident_page.post(f"{url}/cancel").status_code == 302
+    assert "未报名" in text_of(resident_page.get(url))
+    # A full event puts the next resident on the wait-list.
+    resident_page.post(f"/wallet/events/{full['id']}/signup")
+    other = Page(app.test_client())
+    other.sign_in(app, world.resident2_user)
+    other.post(f"/wallet/events/{full['id']}/signup")
+    assert "候补中 (候补第 1 位)" in text_of(other.get(f"/wallet/events/{full['id']}"))
+
+
+def test_events_of_another_community_are_refused(app, world, event_setup):
+    other = Page(app.test_client())
+    other.sign_in(app, world.resident_b_user)  # community B; the event is A's
+    url = f"/wallet/events/{event_setup.event['id']}"
+    assert other.get(url).status_code == 403
+    assert other.post(f"{url}/signup").status_code == 403
+    assert "社区清洁日" not in text_of(other.get("/wallet/events"))
+    assert other.get("/wallet/events/999999").status_code == 404

@@ -13,7 +13,13 @@ from ...errors import DomainError
 from ...extensions import db
 from .. import format as fmt
 from ..i18n import html_lang
-from ..labels import approval_reason, kind_label, merchant_status, status_label
+from ..labels import (
+    approval_reason,
+    kind_label,
+    merchant_status,
+    signup_label,
+    status_label,
+)
 from ..messages import explain
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "kind_label": kind_label,
         "approval_reason": approval_reason,
         "merchant_status": merchant_status,
+        "signup_label": signup_label,
         "message_for": explain,
         "status_label": status_label,
     }
@@ -113,4 +120,4 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import account, auth, checkin, console, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import account, auth, checkin, console, events, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
