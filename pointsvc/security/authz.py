@@ -54,11 +54,6 @@ ACTIONS: dict[str, frozenset[str]] = {
     "merchant.redeem": frozenset({"merchant_operator"}),
     "offers.manage": frozenset({"admin", "organizer", "merchant_operator"}),
     "merchants.settle": frozenset({"admin"}),
-    # Events: staff in scope organise, scan cards, close and approve; auditors read.
-    "events.read": frozenset({"admin", "organizer", "auditor"}),
-    "events.manage": frozenset({"admin", "organizer"}),
-    "events.scan": frozenset({"admin", "organizer"}),
-    "events.approve": frozenset({"admin", "organizer"}),
     # Leaderboards and honours: boards of one's own branch; one's own honours or staff's
     # in scope (the views narrow both); badges and designations by staff in scope.
     "leaderboards.read": frozenset({"admin", "organizer", "auditor", "resident"}),
