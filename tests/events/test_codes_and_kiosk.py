@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import zxingcpp
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pointsvc.codes import CARD, CHECKIN, render
+from pointsvc.events.service import REASONS
 from tests.events.conftest import START, checkin, code_of, make_event, nonce, scan_card
 from tests.factories import auth
 
@@ -215,3 +217,33 @@ def test_rotating_codes_with_the_fixed_mask_decode_at_every_step(app, client, wo
     # the fast drawing gives the same modules as the library's own drawing
     searched = Image.open(io.BytesIO(render.png(links[0])))
     assert Image.open(io.BytesIO(render.png_rotating(links[0]))).size == searched.size
+
+
+def test_batches_of_damaged_codes_answer_per_item_never_500(app, client, world):
+    world.clock.set(START)
+    event = make_event(client, app, world)
+    good = code_of(client, app, world, event["id"])["url"]
+    headers = auth(app, world.resident_user)
+
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(mutations=st.lists(_mutations(), min_size=1, max_size=6),
+           minutes=st.lists(st.integers(min_value=-2000, max_value=2000), min_size=6,
+                            max_size=6))
+    def check(mutations, minutes):
+        items = [{"code": _mutate(good, m), "nonce": nonce(),
+                  "scanned_at": (START + timedelta(minutes=minutes[i])).isoformat()}
+                 for i, m in enumerate(mutations)]
+        r = client.post("/api/v1/checkins/batch", json={"items": items}, headers=headers)
+        if r.status_code == 422:  # a code too long or empty fails the schema: all or nothing
+            assert r.get_json()["code"] == "validation_failed"
+            return
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]
+        results = r.get_json()["results"]
+        assert sorted(item["index"] for item in results) == list(range(len(items)))
+        for item in results:
+            assert item["status"] in ("accepted", "duplicate", "rejected")
+            if item["status"] == "rejected":
+                assert item["reason"] in REASONS
+
+    check()
