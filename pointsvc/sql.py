@@ -21,6 +21,7 @@ from sqlalchemy import exc
 
 from .extensions import db
 
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK: the statement returned rows
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
@@ -40,6 +41,9 @@ def rows(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
     cursor = driver.cursor()
     try:
         cursor.execute(sql if postgresql else _for_sqlite(sql), params or {})
+        if postgresql:  # psycopg builds `description` objects on demand; the status is cheap
+            result = cursor.pgresult
+            return cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
         return cursor.fetchall() if cursor.description is not None else []
     except _driver_error(postgresql) as error:
         # The same exception classes SQLAlchemy raises (IntegrityError, ...), so callers

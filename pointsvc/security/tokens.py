@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,8 @@ from ..common import utcnow
 from ..errors import Unauthorized
 
 ALGORITHM = "HS256"
+VERIFIED_TOKENS = "pointsvc.verified_tokens"
+VERIFIED_TOKENS_LIMIT = 20_000
 SUBJECT = re.compile(r"[1-9][0-9]{0,17}")
 
 
@@ -44,7 +47,28 @@ def issue_access_token(*, user_id: int) -> tuple[str, int]:
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
-    """Verify signature, algorithm, kid, iss, aud and exp; raise 401 invalid_token otherwise."""
+    """Verify signature, algorithm, kid, iss, aud and exp; raise 401 invalid_token otherwise.
+
+    A client sends the same token for many requests, so each worker keeps the claims of the
+    tokens it verified (keyed by the whole token and the signing key): a hit skips the HMAC
+    and the JSON, and only the expiry is checked again.
+    """
+    cache = current_app.extensions.setdefault(VERIFIED_TOKENS, {})
+    cache_key = (token, key_id())
+    claims = cache.get(cache_key)
+    if claims is None:
+        claims = _verify(token)
+        if len(cache) >= VERIFIED_TOKENS_LIMIT:
+            cache.clear()
+        cache[cache_key] = claims
+    # PyJWT's own leeway (5 s) applies to a fresh verification; keep the same bound here.
+    if claims["exp"] + 5 < time.time():
+        cache.pop(cache_key, None)
+        raise Unauthorized("invalid_token", "Signature has expired")
+    return claims
+
+
+def _verify(token: str) -> dict[str, Any]:
     config = current_app.config
     try:
         header = jwt.get_unverified_header(token)
