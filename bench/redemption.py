@@ -211,7 +211,7 @@ def counting_statements(app) -> Iterator[list[str]]:  # type: ignore[no-untyped-
     # Driver-cursor helpers (the ledger's pointsvc.sql, redemption's lean): wrap them.
     patched: list[tuple[Any, str, Any]] = []
     for module_name, names in (("pointsvc.sql", ("rows",)),
-                               ("pointsvc.redemption.lean", ("rows", "count"))):
+                               ("pointsvc.redemption.lean", ("count",))):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
