@@ -6,15 +6,16 @@ post_many(), the bulk form of the ledger's one door.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
+from .. import sql
 from ..common import utcnow
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..orgs.models import OrgNode
-from ..people.models import Resident
 from . import rules as rulebook
 from .awards import (
     DEFAULT_APPROVAL_THRESHOLD,
@@ -24,16 +25,26 @@ from .awards import (
 from .models import CapCounter, CommunityPolicy, Rule
 from .service import Leg, Transfer, _insert, ensure_accounts, issuance_account, post_many
 
-Planned = tuple[Resident, Rule, int, dict[str, Any]]
+Planned = tuple["BulkResident", Rule, int, dict[str, Any]]
 
 
-def _load_residents(ids: list[int]) -> dict[int, Resident]:
-    found: dict[int, Resident] = {}
+@dataclass(frozen=True)
+class BulkResident:
+    id: int
+    user_id: int | None
+    community_id: int
+    household_id: int | None
+
+
+def _load_residents(ids: list[int]) -> dict[int, BulkResident]:
+    found: dict[int, BulkResident] = {}
     unique = sorted(set(ids))
     for start in range(0, len(unique), 1000):
         chunk = unique[start:start + 1000]
-        found.update({r.id: r for r in db.session.scalars(
-            select(Resident).where(Resident.id.in_(chunk)))})
+        marks = ", ".join(f"%(r{n})s" for n in range(len(chunk)))
+        found.update({row[0]: BulkResident(*row) for row in sql.rows(
+            f"SELECT id, user_id, community_id, household_id FROM residents WHERE id IN ({marks})",
+            {f"r{n}": resident_id for n, resident_id in enumerate(chunk)})})
     return found
 
 

@@ -549,12 +549,54 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
         if header["memo_hash"]:
             memo_rows.append({"transaction_id": tx_id, "salt": salt, "memo": transfer.memo,
                               "evidence_ref": transfer.evidence_ref, "erased_at": None})
-    db.session.execute(LedgerTransaction.__table__.insert(), tx_rows)
-    db.session.execute(Entry.__table__.insert(), entry_rows)
-    if memo_rows:
-        db.session.execute(Memo.__table__.insert(), memo_rows)
+    if sql.is_postgresql():
+        _copy_rows_pg(tx_rows, entry_rows, memo_rows)
+    else:
+        db.session.execute(LedgerTransaction.__table__.insert(), tx_rows)
+        db.session.execute(Entry.__table__.insert(), entry_rows)
+        if memo_rows:
+            db.session.execute(Memo.__table__.insert(), memo_rows)
     _run_hooks(posted)
     return ids
+
+
+_TX_ARRAY_TYPES = {
+    "id": "bigint", "kind": "text", "community_id": "bigint", "district_id": "bigint",
+    "rule_id": "bigint", "rule_code": "text", "rule_version": "int", "category": "text",
+    "quantity": "bigint", "reference_type": "text", "reference_id": "text",
+    "subject_resident_id": "bigint", "actor_user_id": "bigint", "reverses_id": "bigint",
+    "shortfall": "bigint", "memo_hash": "text", "created_at": "timestamptz",
+    "content_hash": "text",
+}
+_ENTRY_ARRAY_TYPES = {
+    "transaction_id": "bigint", "account_id": "bigint", "amount": "bigint",
+    "balance_after": "bigint", "community_id": "bigint", "district_id": "bigint",
+}
+_MEMO_ARRAY_TYPES = {"transaction_id": "bigint", "salt": "text", "memo": "text",
+                     "evidence_ref": "text"}
+
+
+def _unnest_insert(table: str, types: dict[str, str]) -> str:
+    arrays = ", ".join(f"CAST(%({name})s AS {kind}[])" for name, kind in types.items())
+    return f"INSERT INTO {table} ({', '.join(types)}) SELECT * FROM unnest({arrays})"
+
+
+_BULK_TX = _unnest_insert("ledger_transactions", _TX_ARRAY_TYPES)
+_BULK_ENTRIES = _unnest_insert("ledger_entries", _ENTRY_ARRAY_TYPES)
+_BULK_MEMOS = _unnest_insert("ledger_memos", _MEMO_ARRAY_TYPES)
+
+
+def _columns(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _copy_rows_pg(tx_rows: list[dict[str, Any]], entry_rows: list[dict[str, Any]],
+                  memo_rows: list[dict[str, Any]]) -> None:
+    """One statement per table: each column travels as one array (no per-row statements)."""
+    sql.rows(_BULK_TX, _columns(tx_rows, _TX_ARRAY_TYPES))
+    sql.rows(_BULK_ENTRIES, _columns(entry_rows, _ENTRY_ARRAY_TYPES))
+    if memo_rows:
+        sql.rows(_BULK_MEMOS, _columns(memo_rows, _MEMO_ARRAY_TYPES))
 
 
 def _header(tx_id: int, transfer: Transfer, salt: str, now: Any) -> dict[str, Any]:
