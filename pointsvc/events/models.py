@@ -124,8 +124,8 @@ class Scan(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    event_id: Mapped[int] = mapped_column(BigInteger)
-    resident_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
     direction: Mapped[str] = mapped_column(String(3))
     source: Mapped[str] = mapped_column(String(8))
     step: Mapped[int | None] = mapped_column(BigInteger)
@@ -148,8 +148,10 @@ class Attendee(db.Model):
     __table_args__ = (Index("ix_event_attendees_resident_id_inside", "resident_id", "inside"),
                       Index("ix_event_attendees_event_id_inside", "event_id", "inside"))
 
-    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    resident_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True,
+                                          autoincrement=False)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), primary_key=True,
+                                             autoincrement=False)
     inside: Mapped[bool] = mapped_column(Boolean)
     first_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -168,7 +170,8 @@ class AttendanceLine(db.Model):
 
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True,
                                           autoincrement=False)
-    resident_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), primary_key=True,
+                                             autoincrement=False)
     community_id: Mapped[int] = mapped_column(BigInteger)
     stays: Mapped[int] = mapped_column(Integer)
     first_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
