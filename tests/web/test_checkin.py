@@ -105,3 +105,22 @@ def test_events_of_another_community_are_refused(app, world, event_setup):
     assert other.post(f"{url}/signup").status_code == 403
     assert "社区清洁日" not in text_of(other.get("/wallet/events"))
     assert other.get("/wallet/events/999999").status_code == 404
+
+
+def test_the_resident_card_shows_the_residents_card_code(app, world, resident_page):
+    import base64
+
+    from pointsvc.codes import CARD, parse_code, render
+
+    html = resident_page.get("/wallet/card").get_data(as_text=True)
+    assert "居民卡" in html and "张小明" in html
+    shown = base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+                             .group(1))
+    with app.app_context():
+        from pointsvc.events.service import card_for
+
+        code = card_for(resident_id=world.resident)["code"]
+        assert parse_code(code, expected=CARD)["resident_id"] == world.resident
+        # The page draws exactly this code (the renderer itself is decoded with zxing-cpp
+        # in tests/codes).
+        assert shown == render.svg(code)

@@ -67,3 +67,18 @@ def event_cancel(event_id: int):
     events.cancel_signup(event_id=event_id, resident_id=principal.resident_id,
                          actor_user_id=principal.user_id, now=_now())
     return redirect(url_for("web.my_event", event_id=event_id))
+
+
+@bp.get("/wallet/card")
+@login_required("resident.self")
+def my_card():
+    """The resident card (as GET /api/v1/me/card): staff scan it at events for residents
+    without a smartphone; it can be printed."""
+    import base64
+
+    from ...codes import render
+    from ..session import display_name
+
+    card = events.card_for(resident_id=current_principal().resident_id)
+    image = "data:image/svg+xml;base64," + base64.b64encode(render.svg(card["code"])).decode()
+    return render_template("web/wallet/card.html", card=card, image=image, name=display_name())
