@@ -194,9 +194,15 @@ def me_requests(app, user_ids: list[int], count: int = 400) -> dict:  # type: ig
 
 
 def reads() -> dict:
-    with c.bench_database(NAME) as url:
+    # BENCH_LB_KEEP=1 keeps the seeded database (pointsvc_bench_leaderboards): then
+    # BENCH_LB_REUSE=1 measures it again without seeding (for profiling and re-runs).
+    keep = os.environ.get("BENCH_LB_KEEP") == "1"
+    if os.environ.get("BENCH_LB_REUSE") == "1":
+        url = f"postgresql+psycopg://{c.PG_BASE.split('://', 1)[1]}/pointsvc_bench_{NAME}"
+        return measure_reads(url)
+    with c.bench_database(NAME, keep=keep) as url:
         app = c.make_app(url)
-        district, streets, communities, organizer = seed_tree(app)
+        district, streets, communities, _ = seed_tree(app)
         started = time.perf_counter()
         ids = c.copy_residents(url, community_ids=list(communities), per_community=RESIDENTS
                                // len(communities))
@@ -204,37 +210,42 @@ def reads() -> dict:
         c.log(f"{len(ids):,} residents copied and placed in {time.perf_counter() - started:.0f} s")
         seeded = load_tallies(url, ids, places, district)
         c.analyze(url)
-        token = c.token(app, organizer)
-        headers = {"Authorization": f"Bearer {token}"}
-        top = f"/api/v1/leaderboards?scope={district}&period=month&at={AT}&limit=100"
-        results = {
-            "district_top100_month_points": c.in_process(app, "GET", top, headers=headers,
-                                                         count=400),
-            "district_top100_month_hours_volunteer": c.in_process(
-                app, "GET", top + "&metric=hours&category=volunteer", headers=headers,
-                count=400),
-            "street_top100_month": c.in_process(
-                app, "GET", top.replace(f"scope={district}",
-                                        f"scope={next(iter(streets.values()))}"),
-                headers=headers, count=200),
-        }
-        with app.app_context():
-            from sqlalchemy import select
+        return {**seeded, **measure_reads(url)}
 
-            from pointsvc.extensions import db
-            from pointsvc.people.models import Resident
 
-            user_ids = list(db.session.scalars(select(Resident.user_id).where(
-                Resident.id.in_(random.Random(3).sample(ids, 2000)))))
-        results["me_month"] = me_requests(app, user_ids)
-        c.log(f"in process: {results}")
-        with c.gunicorn("pointsvc", "wsgi:app", env=c.app_env(url)) as server:
-            run = c.wrk("GET district top 100 (month)", server.url + top,
-                        headers=[f"Authorization: Bearer {token}"], connections=8,
-                        server=server)
-        return {**seeded, "in_process": results,
-                "http_top100": {"rps": round(run.rps), "p50_ms": run.p50_ms,
-                                "p99_ms": run.p99_ms}}
+def measure_reads(url: str) -> dict:
+    """Top 100 and /me on a seeded database, in process and (top 100) over HTTP."""
+    import psycopg
+
+    app = c.make_app(url)
+    with psycopg.connect(c.psycopg_url(url)) as conn:
+        district = conn.execute("SELECT id FROM org_nodes WHERE level = 'district' "
+                                "AND name_zh = '榜单区'").fetchone()[0]
+        street = conn.execute("SELECT id FROM org_nodes WHERE parent_id = %s ORDER BY id "
+                              "LIMIT 1", (district,)).fetchone()[0]
+        organizer = conn.execute("SELECT id FROM users WHERE username = "
+                                 "'bench-board-organizer'").fetchone()[0]
+        user_ids = [row[0] for row in conn.execute(
+            "SELECT user_id FROM residents TABLESAMPLE SYSTEM (1) LIMIT 2000")]
+    token = c.token(app, organizer)
+    headers = {"Authorization": f"Bearer {token}"}
+    top = f"/api/v1/leaderboards?scope={district}&period=month&at={AT}&limit=100"
+    results = {
+        "district_top100_month_points": c.in_process(app, "GET", top, headers=headers,
+                                                     count=400),
+        "district_top100_month_hours_volunteer": c.in_process(
+            app, "GET", top + "&metric=hours&category=volunteer", headers=headers, count=400),
+        "street_top100_month": c.in_process(
+            app, "GET", top.replace(f"scope={district}", f"scope={street}"), headers=headers,
+            count=200),
+        "me_month": me_requests(app, user_ids),
+    }
+    c.log(f"in process: {results}")
+    with c.gunicorn("pointsvc", "wsgi:app", env=c.app_env(url)) as server:
+        run = c.wrk("GET district top 100 (month)", server.url + top,
+                    headers=[f"Authorization: Bearer {token}"], connections=8, server=server)
+    return {"in_process": results,
+            "http_top100": {"rps": round(run.rps), "p50_ms": run.p50_ms, "p99_ms": run.p99_ms}}
 
 
 def sample_staleness(url: str, stop: threading.Event, ages: list[float]) -> None:
@@ -250,12 +261,60 @@ def sample_staleness(url: str, stop: threading.Event, ages: list[float]) -> None
             time.sleep(0.5)
 
 
+def in_process_awards(app, world, ids: list[int]) -> dict:  # type: ignore[no-untyped-def]
+    """The award handler's own cost with the hook on and off (test client, alternated), and
+    the drain's cost per posting: far less exposed to a busy neighbour than req/s."""
+    from pointsvc.extensions import db
+    from pointsvc.leaderboards.tallies import drain
+
+    token = c.token(app, world.organizer)
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    handler: dict[str, list[float]] = {"off": [], "on": []}
+    for round_ in range(3):
+        for label in ("off", "on"):
+            app.config["LEADERBOARD_TALLIES"] = label == "on"
+            started = time.process_time()
+            result = c.in_process(
+                app, "POST", "/api/v1/awards", headers={"Authorization": f"Bearer {token}"},
+                count=200, json_body=lambda n, r=round_, k=label: {
+                    "resident_id": ids[(n * 37 + r * 11 + (5 if k == "on" else 0)) % len(ids)],
+                    "rule_code": "garbage-sorting", "quantity": 1})
+            cpu[label].append((time.process_time() - started) * 1000 / 200)
+            handler[label].append(result["p50_ms"])
+    app.config["LEADERBOARD_TALLIES"] = True
+    drains = {}
+    with app.app_context():
+        for batch in (50, 500):
+            started_cpu, started, moved = time.process_time(), time.perf_counter(), 0
+            while moved < 500 and (n := drain(limit=batch)):
+                moved += n
+            drains[f"batch_{batch}"] = {
+                "postings": moved,
+                "wall_ms_per_posting": round((time.perf_counter() - started) * 1000
+                                             / max(moved, 1), 3),
+                "cpu_ms_per_posting": round((time.process_time() - started_cpu) * 1000
+                                            / max(moved, 1), 3)}
+        db.session.remove()
+    cpu_off, cpu_on = sorted(cpu["off"])[1], sorted(cpu["on"])[1]
+    drain_cost = drains["batch_50"]["wall_ms_per_posting"]
+    return {
+        "cpu_ms_per_award_off": round(cpu_off, 2), "cpu_ms_per_award_on": round(cpu_on, 2),
+        "handler_p50_ms_off": sorted(handler["off"])[1],
+        "handler_p50_ms_on": sorted(handler["on"])[1],
+        "drain": drains,
+        # One core's worth of work per award: handler CPU, plus the drain's wall time per
+        # posting (Python and PostgreSQL) at the small batches a 1-second drain sees.
+        "estimated_ratio": round(cpu_off / (cpu_on + drain_cost), 3),
+    }
+
+
 def writes() -> tuple[dict, list]:
     with c.bench_database(NAME + "_awards") as url:
         app = c.make_app(url)
         world, ids = seed(app, url, communities=10, per_community=1000)
         span = c.contiguous(ids)
         c.analyze(url)
+        inproc = in_process_awards(app, world, ids)
         ages: list[float] = []
         on_env = c.app_env(url, POINTSVC_LEADERBOARD_TALLIES="1",
                            POINTSVC_LEADERBOARD_DRAIN_SECONDS="1")
@@ -299,6 +358,7 @@ def writes() -> tuple[dict, list]:
             db.session.remove()
         ratio = on.rps / off.rps
         return {
+            "in_process": inproc,
             "awards_per_s_tallies_on": round(on.rps), "awards_per_s_tallies_off": round(off.rps),
             "p99_ms_on": on.p99_ms, "p99_ms_off": off.p99_ms,
             "rounds_on": [round(r.rps) for r in runs["on"]],
