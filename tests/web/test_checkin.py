@@ -124,3 +124,12 @@ def test_the_resident_card_shows_the_residents_card_code(app, world, resident_pa
         # The page draws exactly this code (the renderer itself is decoded with zxing-cpp
         # in tests/codes).
         assert shown == render.svg(code)
+
+
+def test_honours_and_the_certificate(app, world, resident_page):
+    page = resident_page.get("/wallet/honours")
+    assert page.status_code == 200 and "我的荣誉" in text_of(page) and "还没有徽章" in text_of(
+        page)
+    with resident_page.get("/wallet/certificate.pdf") as pdf:
+        assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+        assert pdf.data.startswith(b"%PDF")

@@ -120,4 +120,4 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import account, auth, checkin, console, events, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import account, auth, checkin, console, events, honours, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
