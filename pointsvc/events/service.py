@@ -35,6 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import aliased
 
 from ..codes import CARD, CHECKIN, CodeError, code_link, issue_code, parse_code
@@ -744,19 +745,59 @@ def record_scan(scan: ScanInput) -> ScanOutcome:
     if reason is not None:
         db.session.rollback()
         raise ScanRefused(reason)
-    scan_id = db.session.execute(_statement("scan", _build_scan_insert), {
+    params = {
         "event_id": scan.event_id, "resident_id": scan.resident_id,
         "direction": scan.direction, "source": scan.source, "step": scan.step, "at": scan.at,
         "scanned_at": scan.scanned_at, "received_at": scan.received_at,
         "nonce_scope": scan.nonce_scope, "nonce": scan.nonce,
         "actor_user_id": scan.actor_user_id, "offline": scan.offline,
-        "latitude": scan.latitude, "longitude": scan.longitude}).scalar()
-    if scan_id is None or not _move_attendee(scan):
+        "latitude": scan.latitude, "longitude": scan.longitude}
+    if db.engine.dialect.name == "postgresql":
+        # One round trip: the scan and the state change in one statement (data-modifying
+        # CTEs); no row back from the state means "no change", so the scan is rolled back.
+        scan_id, moved = db.session.execute(
+            PG_ENTRY if scan.direction == "in" else PG_EXIT, params).one()
+    else:
+        scan_id = db.session.execute(_statement("scan", _build_scan_insert), params).scalar()
+        moved = scan_id is not None and _move_attendee(scan)
+    if scan_id is None or not moved:
         # The same code step twice, a concurrent twin, or no change of state: a repeat.
         db.session.rollback()
         return ScanOutcome(True, None, _scan_body(scan, duplicate=True, scan_id=None))
     db.session.commit()
     return ScanOutcome(False, scan_id, _scan_body(scan, duplicate=False, scan_id=scan_id))
+
+
+_PG_SCAN = """
+WITH s AS (
+  INSERT INTO event_scans (event_id, resident_id, direction, source, step, at, scanned_at,
+                           received_at, nonce_scope, nonce, actor_user_id, offline, latitude,
+                           longitude)
+  VALUES (:event_id, :resident_id, :direction, :source, :step, :at, :scanned_at, :received_at,
+          :nonce_scope, :nonce, :actor_user_id, :offline, :latitude, :longitude)
+  ON CONFLICT DO NOTHING RETURNING id
+), a AS ({state})
+SELECT (SELECT id FROM s) AS scan_id, (SELECT count(*) FROM a) AS moved
+"""
+# The same conditions as _build_entry / _build_exit (only scans at or after the latest one
+# move `inside`), and only when the scan itself was new.
+PG_ENTRY = sql_text(_PG_SCAN.format(state="""
+  INSERT INTO event_attendees AS t (event_id, resident_id, inside, first_in_at, last_at)
+  SELECT :event_id, :resident_id, true, :at, :at FROM s
+  ON CONFLICT (event_id, resident_id) DO UPDATE SET
+    inside = CASE WHEN t.last_at <= EXCLUDED.last_at THEN true ELSE t.inside END,
+    first_in_at = CASE WHEN t.first_in_at IS NULL OR t.first_in_at > EXCLUDED.first_in_at
+                       THEN EXCLUDED.first_in_at ELSE t.first_in_at END,
+    last_at = GREATEST(t.last_at, EXCLUDED.last_at)
+  WHERE NOT (t.inside AND t.last_at <= EXCLUDED.last_at)
+  RETURNING 1"""))
+PG_EXIT = sql_text(_PG_SCAN.format(state="""
+  UPDATE event_attendees AS t SET
+    inside = CASE WHEN t.last_at <= :at THEN false ELSE t.inside END,
+    last_at = GREATEST(t.last_at, :at)
+  WHERE t.event_id = :event_id AND t.resident_id = :resident_id AND t.first_in_at <= :at
+    AND NOT (NOT t.inside AND t.last_at <= :at) AND EXISTS (SELECT 1 FROM s)
+  RETURNING 1"""))
 
 
 def _code_scan(*, text: str, resident_id: int, community_path: str | None,
