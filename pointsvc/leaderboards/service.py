@@ -210,6 +210,7 @@ def board(*, scope_id: int, period: str, at: date | None, category: str, metric:
 
 
 def _my_scopes(resident: Resident) -> list[dict[str, Any]]:
+    """My grid (if any), community, street and district, nearest first."""
     community = scope_of(node_id=resident.community_id)
     ids = [int(p) for p in community["path"].strip("/").split("/")]
     scopes = [scope_of(node_id=resident.grid_id)] if resident.grid_id else []
@@ -218,41 +219,51 @@ def _my_scopes(resident: Resident) -> list[dict[str, Any]]:
     return scopes
 
 
-_NEAR_SQL = """
-WITH above AS (
+# /me: for each of my scopes, the listed rows just above and below me and the counts that
+# rank them (and me); all scopes in ONE statement, so one snapshot and one round trip.
+_NEAR_CTES = """
+above{i} AS (
   SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
-  WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
+  WHERE t.{level}_id = :node{i} AND t.period = :period AND t.category = :category
     AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) > (:score, :rid)
   ORDER BY t.{metric} ASC, t.resident_id ASC LIMIT :n
-), below AS (
+), below{i} AS (
   SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
-  WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
+  WHERE t.{level}_id = :node{i} AND t.period = :period AND t.category = :category
     AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) < (:score, :rid)
   ORDER BY t.{metric} DESC, t.resident_id DESC LIMIT :n
-), near AS (
-  SELECT 1 AS side, resident_id, score FROM above
-  UNION ALL SELECT 2 AS side, resident_id, score FROM below
+), near{i} AS (
+  SELECT 1 AS side, resident_id, score FROM above{i}
+  UNION ALL SELECT 2 AS side, resident_id, score FROM below{i}
   UNION ALL SELECT 0 AS side, :rid AS resident_id, :score AS score
-), counts AS MATERIALIZED (
+), counts{i} AS MATERIALIZED (
   {counts}
-)
-SELECT near.side, near.resident_id, near.score,
-       1 + COALESCE((SELECT SUM(k.n) FROM counts k WHERE k.score > near.score), 0) AS rank,
-       u.display_name, r.privacy
-FROM near
-JOIN residents r ON r.id = near.resident_id
-JOIN users u ON u.id = r.user_id
-ORDER BY near.score DESC, near.resident_id DESC
-"""
+)"""
+_NEAR_SELECT = """
+SELECT {i} AS scope, near{i}.side AS side, near{i}.resident_id AS resident_id,
+       near{i}.score AS score,
+       1 + COALESCE((SELECT SUM(k.n) FROM counts{i} k WHERE k.score > near{i}.score), 0)
+         AS rank,
+       u.display_name AS display_name, r.privacy AS privacy
+FROM near{i}
+JOIN residents r ON r.id = near{i}.resident_id
+JOIN users u ON u.id = r.user_id"""
 
 
-def _near_statement(level: str, metric: str):  # type: ignore[no-untyped-def]
-    key = (level, metric, "near")
+def _near_statement(levels: tuple[str, ...], metric: str):  # type: ignore[no-untyped-def]
+    """The compiled /me statement for a resident's scope levels and a metric."""
+    key = ("near", metric, ",".join(levels))
     if key not in _STATEMENTS:
-        _STATEMENTS[key] = text(_NEAR_SQL.format(
-            metric="minutes" if metric == "hours" else "points", level=level,
-            positive="AND t.minutes > 0" if metric == "hours" else "",
-            counts=_counts_sql(level, metric, "near")))
+        column = "minutes" if metric == "hours" else "points"
+        positive = "AND t.minutes > 0" if metric == "hours" else ""
+        ctes = ",".join(
+            _NEAR_CTES.format(i=i, metric=column, level=level, positive=positive,
+                              counts=_counts_sql(level, metric, f"near{i}").replace(
+                                  ":node", f":node{i}"))
+            for i, level in enumerate(levels))
+        selects = " UNION ALL ".join(_NEAR_SELECT.format(i=i) for i in range(len(levels)))
+        _STATEMENTS[key] = text(f"WITH {ctes} {selects} "
+                                "ORDER BY scope, score DESC, resident_id DESC")
     return _STATEMENTS[key]
 
 
@@ -275,15 +286,15 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
     listed = not resident.is_minor and resident.privacy != "hidden"
     raw = int((minutes if metric == "hours" else points) or 0)
     ranked = points is not None and (metric != "hours" or raw > 0)
+    near = _neighbourhoods(scopes=scopes, key=key, category=category, metric=metric,
+                           raw=raw, resident_id=resident_id, count=neighbours,
+                           english=english) if ranked else {}
     places = []
-    for scope in scopes:
+    for index, scope in enumerate(scopes):
         entry: dict[str, Any] = {"scope": {"id": scope["id"], "level": scope["level"]},
                                  "rank": None, "value": _value(metric, raw), "above": [],
                                  "below": []}
-        if ranked:
-            entry.update(_neighbourhood(scope=scope, key=key, category=category, metric=metric,
-                                        raw=raw, resident_id=resident_id, count=neighbours,
-                                        english=english))
+        entry.update(near.get(index, {}))
         places.append(entry)
     return {
         "period": period, "period_key": key, "category": category, "metric": metric,
@@ -294,21 +305,25 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
     }
 
 
-def _neighbourhood(*, scope: dict[str, Any], key: str, category: str, metric: str, raw: int,
-                   resident_id: int, count: int, english: bool) -> dict[str, Any]:
-    """My rank and neighbours in one scope: one statement, one snapshot."""
-    rows = db.session.execute(_near_statement(scope["level"], metric), {
-        "node": scope["id"], "period": key, "category": category, "listed": True,
-        "score": raw, "rid": resident_id, "n": count,
-        "metric_name": "minutes" if metric == "hours" else "points"}).all()
-    mine = next(row for row in rows if row.side == 0)
-    return {
-        "rank": int(mine.rank),
-        "above": [_row_json(row, metric=metric, me=resident_id, english=english)
-                  for row in rows if row.side == 1],
-        "below": [_row_json(row, metric=metric, me=resident_id, english=english)
-                  for row in rows if row.side == 2],
-    }
+def _neighbourhoods(*, scopes: list[dict[str, Any]], key: str, category: str, metric: str,
+                    raw: int, resident_id: int, count: int, english: bool
+                    ) -> dict[int, dict[str, Any]]:
+    """My rank and neighbours in every scope (index -> place): one statement, one snapshot."""
+    params: dict[str, Any] = {
+        "period": key, "category": category, "listed": True, "score": raw, "rid": resident_id,
+        "n": count, "metric_name": "minutes" if metric == "hours" else "points"}
+    params.update({f"node{i}": scope["id"] for i, scope in enumerate(scopes)})
+    rows = db.session.execute(
+        _near_statement(tuple(scope["level"] for scope in scopes), metric), params).all()
+    places: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        place = places.setdefault(row.scope, {"rank": None, "above": [], "below": []})
+        if row.side == 0:
+            place["rank"] = int(row.rank)
+        else:
+            side = "above" if row.side == 1 else "below"
+            place[side].append(_row_json(row, metric=metric, me=resident_id, english=english))
+    return places
 
 
 __all__ = ["ALL", "board", "my_place", "display_name"]
