@@ -309,11 +309,11 @@ class Proof(MethodView):
 # --- accounts ---------------------------------------------------------------------------
 
 
-def _account_visible(account_id: int):  # type: ignore[no-untyped-def]
-    account = reading.get_account(account_id=account_id)
+def _account_visible(account_id: int) -> reading.AccountView:
+    account = reading.account_view(account_id=account_id)
     require_owner_or_scope(
         "ledger.read",
-        reading.account_scope_path(account=account),
+        account.scope_path,
         resident_id=account.owner_id if account.kind == "resident" else None,
         merchant_id=account.owner_id if account.kind == "merchant" else None,
     )
