@@ -155,9 +155,13 @@ def place_residents(url: str, resident_ids: list[int], streets, communities) -> 
     with psycopg.connect(c.psycopg_url(url)) as conn:
         rows = conn.execute("SELECT id, community_id FROM residents WHERE id = ANY(%s)",
                             (resident_ids,)).fetchall()
-        grid_of = {}
-        for n, (rid, community) in enumerate(rows):
-            grid = communities[community][n % 10]
+        grid_of: dict[int, int] = {}
+        seen: dict[int, int] = {}
+        for rid, community in rows:
+            # round robin inside each community (a global counter would put every resident
+            # of a community in the same grid, since communities are assigned round robin too)
+            seen[community] = seen.get(community, -1) + 1
+            grid = communities[community][seen[community] % 10]
             grid_of[rid] = grid
             places[rid] = (streets[community], community, grid)
         with conn.cursor() as cur:
