@@ -15,11 +15,10 @@ from functools import wraps
 from typing import Any
 
 from flask import current_app, g, has_app_context, request
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..errors import Forbidden, Unauthorized
-from ..extensions import db
 
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
@@ -131,32 +130,32 @@ def load_principal(user_id: int, *, issued_at: int | None = None) -> Principal:
     return principal
 
 
-def _read_principal(user_id: int) -> tuple[Principal, int | None]:
-    """Read the account, memberships and grants in two indexed queries."""
-    from ..common import as_utc
-    from ..orgs.models import OrgNode
-    from ..people.models import MerchantOperator, Resident, RoleGrant, User
+# One round trip: the account with its memberships, one row per grant (or one without).
+_PRINCIPAL_SQL = """
+SELECT u.is_active, u.password_changed_at, r.id, r.community_id, n.path, r.household_id,
+       o.merchant_id, g.role, g.org_node_id, gn.path
+FROM users u
+LEFT JOIN residents r ON r.user_id = u.id
+LEFT JOIN org_nodes n ON n.id = r.community_id
+LEFT JOIN merchant_operators o ON o.user_id = u.id
+LEFT JOIN role_grants g ON g.user_id = u.id
+LEFT JOIN org_nodes gn ON gn.id = g.org_node_id
+WHERE u.id = %(id)s
+"""
 
-    row = db.session.execute(
-        select(User.is_active, User.password_changed_at, Resident.id, Resident.community_id,
-               OrgNode.path, Resident.household_id, MerchantOperator.merchant_id)
-        .outerjoin(Resident, Resident.user_id == User.id)
-        .outerjoin(OrgNode, OrgNode.id == Resident.community_id)
-        .outerjoin(MerchantOperator, MerchantOperator.user_id == User.id)
-        .where(User.id == user_id)
-    ).first()
-    if row is None or not row[0]:
+
+def _read_principal(user_id: int) -> tuple[Principal, int | None]:
+    """Read the account, memberships and grants in one indexed query."""
+    from .. import sql
+
+    found = sql.rows(_PRINCIPAL_SQL, {"id": user_id})
+    if not found or not found[0][0]:
         raise Unauthorized("invalid_token", "the account no longer exists or is disabled")
-    _, changed, resident_id, community_id, community_path, household_id, merchant_id = row
-    changed = as_utc(changed)
-    grants = [
-        Grant(role, node_id, path)
-        for role, node_id, path in db.session.execute(
-            select(RoleGrant.role, RoleGrant.org_node_id, OrgNode.path)
-            .join(OrgNode, OrgNode.id == RoleGrant.org_node_id)
-            .where(RoleGrant.user_id == user_id)
-        )
-    ]
+    _, changed, resident_id, community_id, community_path, household_id, merchant_id = (
+        found[0][:7])
+    grants = [Grant(role, node_id, path) for *_, role, node_id, path in found
+              if role is not None]
+    changed = sql.from_db_time(changed)
     principal = Principal(
         user_id=user_id,
         grants=grants,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from pointsvc.extensions import db
+from pointsvc.security import authz
 from tests.factories import auth, make_tree, make_user
 
 
@@ -16,30 +17,26 @@ def _role_grants_of(app, user_id: int) -> int:
                                  {"u": user_id})
 
 
-def _statements_during(app, call) -> list[str]:
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
+def _reads_during(monkeypatch, call) -> int:
+    """How many times the principal was read from the database while call() ran."""
+    reads = []
+    original = authz._read_principal
 
-    def log(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        seen.append(statement)
+    def counting(user_id: int):  # type: ignore[no-untyped-def]
+        reads.append(user_id)
+        return original(user_id)
 
-    event.listen(engine, "before_cursor_execute", log)
-    try:
-        call()
-    finally:
-        event.remove(engine, "before_cursor_execute", log)
-    return seen
+    monkeypatch.setattr(authz, "_read_principal", counting)
+    call()
+    return len(reads)
 
 
-def test_a_fresh_principal_is_not_read_again(app, client):
+def test_a_fresh_principal_is_not_read_again(app, client, monkeypatch):
     tree = make_tree(app)
     auditor = make_user(app, role="auditor", node_id=tree.district)
     headers = auth(app, auditor)
     assert client.get("/api/v1/orgs", headers=headers).status_code == 200
-    statements = _statements_during(
-        app, lambda: client.get("/api/v1/orgs", headers=headers))
-    assert not [s for s in statements if "role_grants" in s]
+    assert _reads_during(monkeypatch, lambda: client.get("/api/v1/orgs", headers=headers)) == 0
 
 
 def test_a_change_behind_the_orm_is_seen_only_after_the_bound(app, client):
@@ -73,12 +70,10 @@ def test_a_committed_orm_change_applies_at_once(app, client):
     assert client.get("/api/v1/orgs", headers=headers).status_code == 403
 
 
-def test_disabled_cache_reads_every_time(app, client):
+def test_disabled_cache_reads_every_time(app, client, monkeypatch):
     app.config["PRINCIPAL_CACHE_SECONDS"] = 0
     tree = make_tree(app)
     auditor = make_user(app, role="auditor", node_id=tree.district)
     headers = auth(app, auditor)
     client.get("/api/v1/orgs", headers=headers)
-    statements = _statements_during(
-        app, lambda: client.get("/api/v1/orgs", headers=headers))
-    assert [s for s in statements if "role_grants" in s]
+    assert _reads_during(monkeypatch, lambda: client.get("/api/v1/orgs", headers=headers)) == 1
