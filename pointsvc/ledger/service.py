@@ -401,10 +401,23 @@ def ensure_accounts(
          "created_at": utcnow()}
         for owner, community in missing
     ]
-    for start in range(0, len(rows), 1000):
-        db.session.execute(
-            _insert(Account.__table__).values(rows[start:start + 1000]).on_conflict_do_nothing()
+    if sql.is_postgresql():
+        # One statement whatever the count: columns travel as arrays (a multi-VALUES insert
+        # of thousands of rows costs seconds to build).
+        sql.rows(
+            "INSERT INTO ledger_accounts (kind, owner_id, community_id, district_id, bounded, "
+            "balance, held, total_credited, total_debited, created_at) "
+            "SELECT %(kind)s, o, c, %(district)s, TRUE, 0, 0, 0, 0, %(now)s "
+            "FROM unnest(CAST(%(owners)s AS bigint[]), CAST(%(communities)s AS bigint[])) "
+            "AS v(o, c) ON CONFLICT DO NOTHING",
+            {"kind": kind, "district": district_id, "now": utcnow(),
+             "owners": [owner for owner, _ in missing],
+             "communities": [community for _, community in missing]},
         )
+    else:
+        for start in range(0, len(rows), 1000):
+            db.session.execute(_insert(Account.__table__).values(rows[start:start + 1000])
+                               .on_conflict_do_nothing())
     found.update(_account_ids(kind, [owner for owner, _ in missing], district_id))
     return found
 
