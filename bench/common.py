@@ -536,7 +536,19 @@ def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type:
         statements["n"] += 1
 
     event.listen(engine, "before_cursor_execute", _count)
+    # The hot paths send their statements through the driver's cursor (pointsvc.sql.rows),
+    # which SQLAlchemy's events do not see: count those calls too.
+    import pointsvc.sql as lean_sql
+
+    plain_rows = lean_sql.rows
+
+    def counted_rows(*args: Any, **kwargs: Any) -> Any:
+        statements["n"] += 1
+        return plain_rows(*args, **kwargs)
+
+    lean_sql.rows = counted_rows  # type: ignore[assignment]
     timings = []
+    cpu_started = time.process_time()
     try:
         for n in range(count):
             body = json_body(n) if callable(json_body) else json_body
@@ -549,12 +561,15 @@ def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type:
                 raise RuntimeError(f"{method} {path}: {response.status_code} {response.data!r}")
     finally:
         event.remove(engine, "before_cursor_execute", _count)
+        lean_sql.rows = plain_rows  # type: ignore[assignment]
+    cpu_ms = (time.process_time() - cpu_started) * 1000 / count
     timings.sort()
     return {
         "p50_ms": round(timings[len(timings) // 2], 2),
         "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
         "mean_ms": round(sum(timings) / len(timings), 2),
         "sql_statements_per_request": round(statements["n"] / count, 1),
+        "cpu_ms_per_request": round(cpu_ms, 2),
     }
 
 
