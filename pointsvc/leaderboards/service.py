@@ -146,33 +146,31 @@ _STATEMENTS: dict[tuple[str, str, str], Any] = {}
 
 
 def _page_statement(level: str, metric: str, keyset: str):  # type: ignore[no-untyped-def]
-    """The compiled page query for a level, metric and keyset ('', 'after', 'before')."""
+    """The compiled page query for a level, metric and keyset ('' or 'after')."""
     key = (level, metric, keyset)
     if key not in _STATEMENTS:
         column = "minutes" if metric == "hours" else "points"
         _STATEMENTS[key] = text(_PAGE_SQL.format(
             metric=column, level=level,
             positive="AND t.minutes > 0" if metric == "hours" else "",
-            keyset={"": "", "after": f"AND (t.{column}, t.resident_id) < (:score, :rid)",
-                    "before": f"AND (t.{column}, t.resident_id) > (:score, :rid)"}[keyset],
-            direction="ASC" if keyset == "before" else "DESC",
+            keyset={"": "", "after": f"AND (t.{column}, t.resident_id) < (:score, :rid)"}[keyset],
+            direction="DESC",
             counts=_counts_sql(level, metric, "page"),
         ))
     return _STATEMENTS[key]
 
 
 def _board_rows(*, scope: dict[str, Any], period: str, category: str, metric: str,
-                after: tuple[int, int] | None = None, before: tuple[int, int] | None = None,
-                limit: int) -> list[Any]:
-    """Listed rows of a board in rank order (or, with `before`, the rows just above a spot)."""
-    keyset = "after" if after is not None else "before" if before is not None else ""
-    spot = after or before or (0, 0)
+                after: tuple[int, int] | None = None, limit: int) -> list[Any]:
+    """Listed rows of a board in rank order, after a keyset position if given."""
+    keyset = "after" if after is not None else ""
+    spot = after or (0, 0)
     rows = db.session.execute(_page_statement(scope["level"], metric, keyset), {
         "node": scope["id"], "period": period, "category": category, "listed": True,
         "limit": limit, "score": spot[0], "rid": spot[1],
         "metric_name": "minutes" if metric == "hours" else "points",
     }).all()
-    return list(reversed(rows)) if before is not None else rows
+    return rows
 
 
 def _row_json(row: Any, *, metric: str, me: int | None, english: bool) -> dict[str, Any]:

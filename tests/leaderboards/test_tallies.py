@@ -77,7 +77,8 @@ def test_posting_only_queues_and_check_counts_the_queue(app, world):
         assert backlog() == 1
         assert db.session.scalar(select(Tally.points).where(Tally.resident_id == rid)) is None
         assert check_tallies() == []  # queued postings are not yet owed to the tallies
-    drain(app)
+    result = app.test_cli_runner().invoke(args=["leaderboards", "drain"])
+    assert result.exit_code == 0 and "drained 1 queued postings" in result.output
     with app.app_context():
         assert backlog() == 0
         assert db.session.scalar(select(TallyOutbox.transaction_id)) is None
