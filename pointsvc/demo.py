@@ -125,14 +125,17 @@ def seed_demo() -> dict[str, Any] | None:
     return context
 
 
-def _seeders() -> list[Callable[[dict[str, Any]], None]]:
-    """Every package's demo seeder (importing a package's demo module registers it)."""
-    from .ledger import demo as _ledger_demo  # noqa: F401
-    from .merchants import demo as _merchants_demo  # noqa: F401
-    from .redemption import demo as _redemption_demo  # noqa: F401  (after ledger, merchants)
-    from .events import demo as _events_demo  # noqa: F401  (after the ledger)
-    from .leaderboards import demo as _leaderboards_demo  # noqa: F401  (after the ledger)
+# Importing a package's demo module registers its seeder; they run in this order (the
+# ledger first, redemption after merchants, events and leaderboards after the ledger).
+SEEDER_MODULES = ("ledger", "merchants", "redemption", "events", "leaderboards")
 
+
+def _seeders() -> list[Callable[[dict[str, Any]], None]]:
+    """Every package's demo seeder, in SEEDER_MODULES order."""
+    import importlib
+
+    for name in SEEDER_MODULES:
+        importlib.import_module(f"{__package__}.{name}.demo")
     return list(dict.fromkeys(EXTRA_SEEDERS))
 
 
