@@ -264,15 +264,7 @@ def _timed_loop(app, template: str, auth: dict, rng: random.Random, lo: int, hi:
         statements["n"] += 1
 
     event.listen(engine, "before_cursor_execute", _count)
-    import pointsvc.sql as lean_sql  # driver-cursor statements: SQLAlchemy's events miss them
-
-    plain_rows = lean_sql.rows
-
-    def counted_rows(*args, **kwargs):  # type: ignore[no-untyped-def]
-        statements["n"] += 1
-        return plain_rows(*args, **kwargs)
-
-    lean_sql.rows = counted_rows  # type: ignore[assignment]
+    plain_rows = c.count_driver_statements(statements)
     timings = []
     try:
         for _ in range(count):
@@ -284,7 +276,7 @@ def _timed_loop(app, template: str, auth: dict, rng: random.Random, lo: int, hi:
                 raise RuntimeError(f"GET {path}: {response.status_code} {response.data[:300]!r}")
     finally:
         event.remove(engine, "before_cursor_execute", _count)
-        lean_sql.rows = plain_rows  # type: ignore[assignment]
+        c.restore_driver_statements(plain_rows)
     timings.sort()
     return {"p50_ms": round(timings[len(timings) // 2], 2),
             "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 2),

@@ -519,6 +519,30 @@ def contiguous(ids: list[int]) -> tuple[int, int]:
     return ids[0], ids[-1]
 
 
+def count_driver_statements(statements: dict[str, int]) -> Any:
+    """Count calls of pointsvc.sql.rows in statements["n"]; returns what to restore.
+
+    The hot paths send their statements through the driver's cursor, which SQLAlchemy's
+    `before_cursor_execute` event does not see.
+    """
+    import pointsvc.sql as lean_sql
+
+    plain_rows = lean_sql.rows
+
+    def counted_rows(*args: Any, **kwargs: Any) -> Any:
+        statements["n"] += 1
+        return plain_rows(*args, **kwargs)
+
+    lean_sql.rows = counted_rows  # type: ignore[assignment]
+    return plain_rows
+
+
+def restore_driver_statements(plain_rows: Any) -> None:
+    import pointsvc.sql as lean_sql
+
+    lean_sql.rows = plain_rows  # type: ignore[assignment]
+
+
 def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type: ignore[no-untyped-def]
                count: int = 300, json_body: Any = None) -> dict[str, float]:
     """Time requests through the test client (the handler's own time, no HTTP, no queueing)
@@ -536,17 +560,7 @@ def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type:
         statements["n"] += 1
 
     event.listen(engine, "before_cursor_execute", _count)
-    # The hot paths send their statements through the driver's cursor (pointsvc.sql.rows),
-    # which SQLAlchemy's events do not see: count those calls too.
-    import pointsvc.sql as lean_sql
-
-    plain_rows = lean_sql.rows
-
-    def counted_rows(*args: Any, **kwargs: Any) -> Any:
-        statements["n"] += 1
-        return plain_rows(*args, **kwargs)
-
-    lean_sql.rows = counted_rows  # type: ignore[assignment]
+    plain_rows = count_driver_statements(statements)
     timings = []
     cpu_started = time.process_time()
     try:
@@ -561,7 +575,7 @@ def in_process(app, method: str, path: str, *, headers: dict[str, str],  # type:
                 raise RuntimeError(f"{method} {path}: {response.status_code} {response.data!r}")
     finally:
         event.remove(engine, "before_cursor_execute", _count)
-        lean_sql.rows = plain_rows  # type: ignore[assignment]
+        restore_driver_statements(plain_rows)
     cpu_ms = (time.process_time() - cpu_started) * 1000 / count
     timings.sort()
     return {

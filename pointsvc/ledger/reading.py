@@ -12,16 +12,8 @@ from .. import sql
 from ..common import decode_id_cursor, encode_cursor
 from ..errors import NotFound
 from ..extensions import db
-from ..orgs.models import OrgNode
 from .models import Account
 from .service import account_balance
-
-
-def get_account(*, account_id: int) -> Account:
-    account = db.session.get(Account, account_id)
-    if account is None:
-        raise NotFound("not_found", f"account {account_id} does not exist")
-    return account
 
 
 @dataclass(frozen=True)
@@ -68,12 +60,6 @@ def find_account(*, kind: str, owner_id: int) -> Account | None:
     return db.session.scalar(
         select(Account).where(Account.kind == kind, Account.owner_id == owner_id)
     )
-
-
-def account_scope_path(*, account: Account) -> str:
-    """The org path an account belongs to (community, or district for system accounts)."""
-    node_id = account.community_id or account.district_id
-    return db.session.scalar(select(OrgNode.path).where(OrgNode.id == node_id)) or "/"
 
 
 def account_json(account: Account | AccountView | None, *, kind: str = "resident",

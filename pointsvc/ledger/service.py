@@ -155,7 +155,7 @@ def award_accounts(*, resident_id: int, community_id: int, district_id: int
         "AND community_id = %(c)s))",
         {"d": district_id, "r": resident_id, "c": community_id},
     )
-    facts = {row[0]: AccountFacts(row[0], row[1], row[2], bool(row[3]), row[4]) for row in found}
+    facts = _facts_by_id(found)
     by_kind = {account.kind: account.id for account in facts.values()}
     if "resident" not in by_kind:
         by_kind["resident"] = resident_account(resident_id=resident_id, community_id=community_id)
@@ -213,12 +213,17 @@ class AccountFacts:
 ACCOUNT_FACTS_SQL = "SELECT id, kind, owner_id, bounded, district_id FROM ledger_accounts"
 
 
+def _facts_by_id(found: list[tuple]) -> dict[int, AccountFacts]:
+    """Rows of ACCOUNT_FACTS_SQL by account id (SQLite hands back `bounded` as 0/1)."""
+    return {row[0]: AccountFacts(row[0], row[1], row[2], bool(row[3]), row[4]) for row in found}
+
+
 def account_facts(*, account_ids: list[int]) -> dict[int, AccountFacts]:
     """Facts of the given accounts, by id (missing ids are simply absent)."""
     marks = ", ".join(f"%(a{n})s" for n in range(len(account_ids)))
     found = sql.rows(f"{ACCOUNT_FACTS_SQL} WHERE id IN ({marks})",
                      {f"a{n}": account_id for n, account_id in enumerate(account_ids)})
-    return {row[0]: AccountFacts(row[0], row[1], row[2], bool(row[3]), row[4]) for row in found}
+    return _facts_by_id(found)
 
 
 def _debit_refused(account_id: int, amount: int) -> InsufficientPoints:
@@ -395,12 +400,6 @@ def ensure_accounts(
     missing = [(owner, community) for owner, community in owners if owner not in found]
     if not missing:
         return found
-    rows = [
-        {"kind": kind, "owner_id": owner, "community_id": community, "district_id": district_id,
-         "bounded": True, "balance": 0, "held": 0, "total_credited": 0, "total_debited": 0,
-         "created_at": utcnow()}
-        for owner, community in missing
-    ]
     if sql.is_postgresql():
         # One statement whatever the count: columns travel as arrays (a multi-VALUES insert
         # of thousands of rows costs seconds to build).
@@ -415,6 +414,12 @@ def ensure_accounts(
              "communities": [community for _, community in missing]},
         )
     else:
+        rows = [
+            {"kind": kind, "owner_id": owner, "community_id": community,
+             "district_id": district_id, "bounded": True, "balance": 0, "held": 0,
+             "total_credited": 0, "total_debited": 0, "created_at": utcnow()}
+            for owner, community in missing
+        ]
         for start in range(0, len(rows), 1000):
             db.session.execute(_insert(Account.__table__).values(rows[start:start + 1000])
                                .on_conflict_do_nothing())
