@@ -137,6 +137,9 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from .leaderboards import init_app as init_leaderboards
 
     init_leaderboards(app, api)  # boards, honours, the public board, tally drainer
+    from .audit import init_app as init_audit
+
+    init_audit(app, api)  # search/export, action log, anomalies, appeals, privacy
     from .web import init_web
 
     init_web(app)  # pages (wallet, till): cookies, CSRF off /api/, languages

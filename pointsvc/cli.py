@@ -38,6 +38,9 @@ def register_cli(app: Flask) -> None:
     from .leaderboards.cli import leaderboards_cli
 
     app.cli.add_command(leaderboards_cli)
+    from .audit.cli import load_commands as audit_commands
+
+    app.cli.add_command(audit_commands())
     from .demo import seed_command
     from .people.cli import create_admin_command, people_cli
 
