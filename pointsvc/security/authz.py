@@ -63,6 +63,17 @@ ACTIONS: dict[str, frozenset[str]] = {
     "events.manage": frozenset({"admin", "organizer"}),
     "events.scan": frozenset({"admin", "organizer"}),
     "events.approve": frozenset({"admin", "organizer"}),
+    # Audit: auditors and admins read, search and export everything in their subtree;
+    # organisers see the anomalies of their area; reviewers decide appeals (never their
+    # own decision: the service checks); residents appeal and export their own data.
+    "audit.search": frozenset({"admin", "auditor"}),
+    "audit.export": frozenset({"admin", "auditor"}),
+    "audit.actions": frozenset({"admin", "auditor"}),
+    "audit.anomalies": frozenset({"admin", "organizer", "auditor"}),
+    "appeals.create": frozenset({"resident"}),
+    "appeals.read": frozenset({"admin", "organizer", "auditor"}),
+    "appeals.decide": frozenset({"admin", "organizer"}),
+    "privacy.erase": frozenset({"admin"}),
 }
 
 STAFF = frozenset({"admin", "organizer", "auditor"})
