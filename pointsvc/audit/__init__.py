@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-AREAS = ("search", "actions", "anomalies", "appeals", "privacy")
+AREAS = ("search", "actions", "anomalies", "appeals", "statements", "privacy")
 
 
 def init_app(app: Flask, api: Api) -> None:
