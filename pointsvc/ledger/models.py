@@ -90,6 +90,10 @@ class LedgerTransaction(db.Model):
         CheckConstraint("shortfall >= 0", name="shortfall_nonnegative"),
         Index("ix_ledger_transactions_community_created", "community_id", "created_at"),
         Index("ix_ledger_transactions_reference", "reference_type", "reference_id"),
+        # Audit search (migration 0012): rule-code searches in id order, and time windows
+        # over a whole district (BRIN: tiny and cheap to keep on an append-only table).
+        Index("ix_ledger_transactions_rule_code_id", "rule_code", "id"),
+        Index("ix_ledger_transactions_created_at_brin", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

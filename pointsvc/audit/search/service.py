@@ -1,0 +1,392 @@
+"""Audit search over the ledger: filters, keyset pages, totals and streamed exports.
+
+Read-only. A search is a set of filters plus the caller's scope (org-node paths); it is
+turned into one WHERE clause used three ways: a page (newest first, keyset on the
+transaction id), the totals of the whole filtered set, and an export streamed through a
+server-side cursor (oldest first).
+
+"amount" of a transaction = the sum of its positive entries, i.e. the points it moved
+(an award of 5 has amount 5; a reversal of it has amount 5 too; kinds tell the direction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ... import sql
+from ...common import decode_id_cursor, encode_cursor
+from ...extensions import db
+from .. import streaming
+
+# Points a transaction moved: the sum of its positive entries (see the module docstring).
+AMOUNT_SQL = (
+    "(SELECT COALESCE(SUM(x.amount), 0) FROM ledger_entries x "
+    "WHERE x.transaction_id = t.id AND x.amount > 0)"
+)
+FETCH_ROWS = 2000  # rows per round trip of the export cursor: one batch in memory at a time
+
+EXPORT_COLUMNS = (
+    "id", "created_at", "kind", "community_id", "community_name", "district_id", "rule_code",
+    "rule_version", "category", "amount", "resident_id", "actor_user_id", "reference_type",
+    "reference_id", "reverses_id", "shortfall", "entries", "memo",
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A validated search (ids, kinds, codes, bounds); times are aware UTC datetimes."""
+
+    node_id: int | None = None
+    resident_id: int | None = None
+    merchant_id: int | None = None
+    account_id: int | None = None
+    kinds: tuple[str, ...] = ()
+    rule_code: str | None = None
+    actor_user_id: int | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    reference_type: str | None = None
+    reference_id: str | None = None
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> Filters:
+        """Filters from the parsed query (schema field names)."""
+        return cls(
+            node_id=args.get("node_id"), resident_id=args.get("resident_id"),
+            merchant_id=args.get("merchant_id"), account_id=args.get("account_id"),
+            kinds=tuple(args.get("kind") or ()), rule_code=args.get("rule"),
+            actor_user_id=args.get("actor_id"), min_amount=args.get("min_amount"),
+            max_amount=args.get("max_amount"), start=args.get("start"), end=args.get("end"),
+            reference_type=args.get("reference_type"), reference_id=args.get("reference_id"),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The filters that were set, for the action log and the export's audit trail."""
+        values = {
+            "node_id": self.node_id, "resident_id": self.resident_id,
+            "merchant_id": self.merchant_id, "account_id": self.account_id,
+            "kind": list(self.kinds) or None, "rule": self.rule_code,
+            "actor_id": self.actor_user_id, "min_amount": self.min_amount,
+            "max_amount": self.max_amount,
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "reference_type": self.reference_type, "reference_id": self.reference_id,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass
+class _Where:
+    clauses: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "1 = 1"
+
+
+def _int_list(values: list[int]) -> str:
+    # Ids read from our own tables, always ints: inlined so one statement serves both drivers.
+    return ", ".join(str(int(v)) for v in values)
+
+
+def _scope_clause(roots: list[str]) -> str:
+    """Transactions whose community (or, for district-level rows, district) lies under a root.
+
+    A district root is one equality on district_id (every row carries it); a lower root
+    becomes the list of its communities. A grid holds no transactions of its own.
+    """
+    district_ids: set[int] = set()
+    prefixes: list[str] = []
+    for path in roots:
+        parts = path.strip("/").split("/")
+        if len(parts) == 1:
+            district_ids.add(int(parts[0]))
+        else:
+            prefixes.append(path)
+    parts = []
+    if district_ids:
+        parts.append(f"t.district_id IN ({_int_list(sorted(district_ids))})")
+    community_ids: set[int] = set()
+    for prefix in prefixes:
+        if any(prefix.startswith(f"/{d}/") for d in district_ids):
+            continue  # already covered by its district
+        found = sql.rows("SELECT id FROM org_nodes WHERE level = 'community' AND path LIKE "
+                         "%(prefix)s", {"prefix": prefix + "%"})
+        community_ids.update(row[0] for row in found)
+    if community_ids:
+        parts.append(f"t.community_id IN ({_int_list(sorted(community_ids))})")
+    if not parts:
+        return "1 = 0"
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+def _where(filters: Filters, roots: list[str]) -> _Where:
+    where = _Where([_scope_clause(roots)])
+    add, params = where.clauses.append, where.params
+    if filters.resident_id is not None:
+        add("t.subject_resident_id = %(resident)s")
+        params["resident"] = filters.resident_id
+    account_sets: list[list[int]] = []
+    if filters.merchant_id is not None:
+        account_sets.append([row[0] for row in sql.rows(
+            "SELECT id FROM ledger_accounts WHERE kind = 'merchant' AND owner_id = %(m)s",
+            {"m": filters.merchant_id})])
+    if filters.account_id is not None:
+        account_sets.append([filters.account_id])
+    for accounts in account_sets:
+        if not accounts:
+            add("1 = 0")
+        else:
+            add("t.id IN (SELECT e.transaction_id FROM ledger_entries e "
+                f"WHERE e.account_id IN ({_int_list(accounts)}))")
+    if filters.kinds:
+        names = []
+        for n, kind in enumerate(sorted(set(filters.kinds))):
+            params[f"kind{n}"] = kind
+            names.append(f"%(kind{n})s")
+        add(f"t.kind IN ({', '.join(names)})")
+    if filters.rule_code is not None:
+        add("t.rule_code = %(rule)s")
+        params["rule"] = filters.rule_code
+    if filters.actor_user_id is not None:
+        add("t.actor_user_id = %(actor)s")
+        params["actor"] = filters.actor_user_id
+    if filters.reference_type is not None:
+        add("t.reference_type = %(ref_type)s")
+        params["ref_type"] = filters.reference_type
+    if filters.reference_id is not None:
+        add("t.reference_id = %(ref_id)s")
+        params["ref_id"] = filters.reference_id
+    if filters.start is not None:
+        add("t.created_at >= %(start)s")
+        params["start"] = sql.db_time(filters.start)
+    if filters.end is not None:
+        add("t.created_at < %(end)s")
+        params["end"] = sql.db_time(filters.end)
+    if filters.min_amount is not None:
+        add(f"{AMOUNT_SQL} >= %(min_amount)s")
+        params["min_amount"] = filters.min_amount
+    if filters.max_amount is not None:
+        add(f"{AMOUNT_SQL} <= %(max_amount)s")
+        params["max_amount"] = filters.max_amount
+    return where
+
+
+_PAGE = """
+SELECT t.id, t.kind, t.created_at, t.community_id, t.district_id, t.rule_code,
+       t.rule_version, t.category, t.quantity, t.subject_resident_id, t.actor_user_id,
+       t.reference_type, t.reference_id, t.reverses_id, t.shortfall
+FROM ledger_transactions t
+WHERE {where}
+ORDER BY t.id DESC
+LIMIT %(limit)s
+"""
+
+_TOTALS = """
+SELECT t.kind, COUNT(*), COALESCE(SUM({amount}), 0)
+FROM ledger_transactions t
+WHERE {where}
+GROUP BY t.kind
+"""
+
+
+def search(
+    *, filters: Filters, roots: list[str], limit: int, cursor: str | None,
+    with_totals: bool = True, with_memos: bool = True, english: bool = False,
+) -> dict[str, Any]:
+    """One page of matching transactions, newest first, and (on the first page) totals."""
+    where = _where(filters, roots)
+    params = {**where.params, "limit": limit + 1}
+    clause = where.sql()
+    if cursor:
+        clause += " AND t.id < %(before)s"
+        params["before"] = decode_id_cursor(cursor)
+    found = sql.rows(_PAGE.format(where=clause), params)
+    page = found[:limit]
+    next_cursor = encode_cursor([page[-1][0]]) if len(found) > limit else None
+    totals = None
+    if with_totals and not cursor:
+        totals = _totals(where)
+    return {"items": _items(page, with_memos=with_memos, english=english),
+            "next_cursor": next_cursor, "totals": totals}
+
+
+def totals(*, filters: Filters, roots: list[str]) -> dict[str, Any]:
+    """Count and amount of the whole filtered set, overall and per kind."""
+    return _totals(_where(filters, roots))
+
+
+def _totals(where: _Where) -> dict[str, Any]:
+    found = sql.rows(_TOTALS.format(where=where.sql(), amount=AMOUNT_SQL), where.params)
+    by_kind = {kind: {"count": int(count), "amount": int(amount)}
+               for kind, count, amount in sorted(found)}
+    return {"count": sum(v["count"] for v in by_kind.values()),
+            "amount": sum(v["amount"] for v in by_kind.values()), "by_kind": by_kind}
+
+
+def _items(page: list[tuple], *, with_memos: bool, english: bool) -> list[dict[str, Any]]:
+    if not page:
+        return []
+    ids = _int_list([row[0] for row in page])
+    entries: dict[int, list[dict[str, Any]]] = {}
+    for tx_id, account_id, kind, owner_id, amount in sql.rows(
+        "SELECT e.transaction_id, e.account_id, a.kind, a.owner_id, e.amount "
+        "FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id "
+        f"WHERE e.transaction_id IN ({ids}) ORDER BY e.id"
+    ):
+        entries.setdefault(tx_id, []).append(
+            {"account_id": account_id, "account_kind": kind, "owner_id": owner_id,
+             "amount": amount})
+    memos: dict[int, tuple[str | None, str | None]] = {}
+    if with_memos:
+        memos = {tx_id: (memo, evidence) for tx_id, memo, evidence in sql.rows(
+            "SELECT transaction_id, memo, evidence_ref FROM ledger_memos "
+            f"WHERE transaction_id IN ({ids})")}
+    names = _community_names({row[3] for row in page}, english=english)
+    items = []
+    for (tx_id, kind, created_at, community_id, district_id, rule_code, rule_version,
+         category, quantity, resident_id, actor_id, ref_type, ref_id, reverses_id,
+         shortfall) in page:
+        legs = entries.get(tx_id, [])
+        memo, evidence = memos.get(tx_id, (None, None))
+        items.append({
+            "id": tx_id, "kind": kind,
+            "created_at": sql.from_db_time(created_at).isoformat(),
+            "community_id": community_id, "community_name": names.get(community_id),
+            "district_id": district_id, "rule_code": rule_code, "rule_version": rule_version,
+            "category": category, "quantity": quantity,
+            "amount": sum(leg["amount"] for leg in legs if leg["amount"] > 0),
+            "entries": legs, "actor_user_id": actor_id, "reference_type": ref_type,
+            "reference_id": ref_id, "resident_id": resident_id, "reverses_id": reverses_id,
+            "shortfall": shortfall, "memo": memo, "evidence_ref": evidence,
+        })
+    return items
+
+
+def _community_names(ids: set[int], *, english: bool) -> dict[int, str]:
+    known = [i for i in ids if i]
+    if not known:
+        return {}
+    column = "name_en" if english else "name_zh"
+    return dict(sql.rows(f"SELECT id, {column} FROM org_nodes WHERE id IN ({_int_list(known)})"))
+
+
+# --- export ----------------------------------------------------------------------------------
+
+_EXPORT = """
+SELECT t.id, t.created_at, t.kind, t.community_id, n.name_zh, t.district_id, t.rule_code,
+       t.rule_version, t.category, t.subject_resident_id, t.actor_user_id, t.reference_type,
+       t.reference_id, t.reverses_id, t.shortfall, {memo}, e.account_id, a.kind, e.amount
+FROM ledger_transactions t
+JOIN ledger_entries e ON e.transaction_id = t.id
+JOIN ledger_accounts a ON a.id = e.account_id
+LEFT JOIN org_nodes n ON n.id = t.community_id
+{memo_join}
+WHERE {where}
+ORDER BY t.id, e.id
+"""
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    """A prepared export: the statement and its parameters in psycopg's pyformat."""
+
+    statement: str
+    params: dict[str, Any]
+
+
+def prepare_export(*, filters: Filters, roots: list[str], with_memos: bool = True
+                   ) -> ExportQuery:
+    """Build the export statement now (inside the request), so streaming needs no session."""
+    where = _where(filters, roots)
+    statement = _EXPORT.format(
+        where=where.sql(),
+        memo="m.memo" if with_memos else "NULL",
+        memo_join="LEFT JOIN ledger_memos m ON m.transaction_id = t.id" if with_memos else "",
+    )
+    return ExportQuery(statement, where.params)
+
+
+def export_rows(*, query: ExportQuery, export_format: str,
+                on_batch: Any = None) -> Iterator[tuple[Any, ...]]:
+    """The matching transactions, oldest first, one row per transaction (EXPORT_COLUMNS).
+
+    Streams from a connection of its own: a named (server-side) cursor on PostgreSQL,
+    fetchmany on SQLite, so at most FETCH_ROWS rows are held whatever the export's size.
+    `on_batch(n)` is told how many transactions each batch completed (progress bars).
+    """
+    connection = db.engine.raw_connection()
+    postgresql = db.engine.dialect.name == "postgresql"
+    try:
+        driver = connection.driver_connection
+        if postgresql:
+            cursor = driver.cursor(name=f"audit_export_{uuid.uuid4().hex[:12]}")
+            cursor.itersize = FETCH_ROWS
+            statement = query.statement
+        else:
+            cursor = driver.cursor()
+            statement = sql._for_sqlite(query.statement)
+        cursor.execute(statement, query.params)
+        yield from _group(_batches(cursor), export_format, on_batch)
+        cursor.close()
+    finally:
+        if postgresql:
+            connection.rollback()  # end the read transaction the named cursor lived in
+        connection.close()
+
+
+def _batches(cursor: Any) -> Iterator[list[tuple]]:
+    while True:
+        batch = cursor.fetchmany(FETCH_ROWS)
+        if not batch:
+            return
+        yield batch
+
+
+def _group(batches: Iterator[list[tuple]], export_format: str,
+           on_batch: Any) -> Iterator[tuple[Any, ...]]:
+    """Fold the (transaction × entry) rows, ordered by transaction, into one row each."""
+    as_text = export_format == "csv"
+    current: list[Any] | None = None
+    legs: list[Any] = []
+    amount = 0
+
+    def finish() -> tuple[Any, ...]:
+        head = current
+        return (head[0], sql.from_db_time(head[1]).isoformat(), *head[2:9], amount,
+                *head[9:15], " ".join(legs) if as_text else legs, head[15])
+
+    for batch in batches:
+        done = 0
+        for row in batch:
+            if current is None or row[0] != current[0]:
+                if current is not None:
+                    yield finish()
+                    done += 1
+                current, legs, amount = list(row[:16]), [], 0
+            account_id, account_kind, entry_amount = row[16], row[17], row[18]
+            if entry_amount > 0:
+                amount += entry_amount
+            # "resident:101:+5": starts with a letter, so a spreadsheet never reads a formula.
+            legs.append(f"{account_kind}:{account_id}:{entry_amount:+d}" if as_text else
+                        {"account_id": account_id, "account_kind": account_kind,
+                         "amount": entry_amount})
+        if on_batch is not None and done:
+            on_batch(done)
+    if current is not None:
+        yield finish()
+        if on_batch is not None:
+            on_batch(1)
+
+
+def export_response(*, query: ExportQuery, export_format: str, filename: str) -> Any:
+    """The streamed attachment (CSV with BOM, or NDJSON) of a prepared export."""
+    return streaming.export_response(
+        export_format=export_format, columns=EXPORT_COLUMNS,
+        rows=export_rows(query=query, export_format=export_format), filename=filename)
