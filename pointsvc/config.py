@@ -174,6 +174,9 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "EVENT_CLOCK_SKEW_SECONDS": _env_int("EVENT_CLOCK_SKEW_SECONDS", 120),
         "EVENT_GEOFENCE_SLACK_METERS": _env_int("EVENT_GEOFENCE_SLACK_METERS", 30),
         "EVENT_KIOSK_LINK_HOURS": _env_int("EVENT_KIOSK_LINK_HOURS", 24),
+        # Appeals (docs/audit.md): a deduction or rejected attendance may be contested for
+        # N days after the decision.
+        "APPEAL_WINDOW_DAYS": _env_int("APPEAL_WINDOW_DAYS", 30),
     }
     secret_names = ("JWT_SECRET", "QR_MAC_KEY", "ED25519_PRIVATE_KEY", "SECRET_KEY")
     given = {name: overrides.pop(name, None) or _env(name) for name in secret_names}

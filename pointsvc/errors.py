@@ -111,6 +111,11 @@ TITLES: dict[str, tuple[str, str]] = {
         "证书验证码无效，不是本平台签发的证书",
         "The certificate code is not valid: this service did not issue it",
     ),
+    # appeals (pointsvc/audit/appeals)
+    "appeal_window_closed": ("已超过申诉期限", "The appeal window has closed"),
+    "already_appealed": ("该决定已提出过申诉", "This decision has already been appealed"),
+    "not_appealable": ("该记录不可申诉", "This cannot be appealed"),
+    "original_decider": ("不能复核本人作出的决定", "You made the original decision"),
 }
 
 

@@ -1196,6 +1196,39 @@ def approve_attendance(*, event_id: int, actor_user_id: int, now: datetime | Non
     return 200, attendance_summary(event=event)
 
 
+def credit_rejected_line(*, event_id: int, resident_id: int, actor_user_id: int,
+                         now: datetime | None = None) -> int | None:
+    """Credit a rejected line after all (an upheld appeal); the award's id. Caller commits."""
+    now = clock(now)
+    event = get_event(event_id=event_id)
+    if _blocked(actor_user_id, [resident_id]):
+        raise Forbidden("self_dealing", "staff may not credit points to themselves or their "
+                        "own household")
+    # Claimed once: only a line still rejected moves, so a repeat credits nothing.
+    claimed = db.session.execute(
+        update(AttendanceLine).where(AttendanceLine.event_id == event_id,
+                                     AttendanceLine.resident_id == resident_id,
+                                     AttendanceLine.status == "rejected")
+        .values(status="pending").execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        raise Conflict("invalid_state", "the attendance line is not rejected")
+    line = db.session.get(AttendanceLine, (event_id, resident_id))
+    db.session.refresh(line)
+    posted = _post_lines(event=event, rule=_event_rule(event), actor_user_id=actor_user_id,
+                         lines=[(resident_id, line.community_id, line.points, line.minutes)])
+    tx_id, points = posted[resident_id]
+    line.transaction_id = tx_id
+    line.points = points
+    line.status = "posted" if tx_id is not None else "no_points"
+    line.decided_at = now
+    record_event(actor_user_id=actor_user_id, action="event.attendance_credited",
+                 target_type="event", target_id=event_id, community_id=event.org_node_id,
+                 detail={"resident_id": resident_id}, before={"status": "rejected"},
+                 after={"status": line.status, "points": points, "transaction_id": tx_id})
+    db.session.flush()
+    return tx_id
+
+
 def line_json(line: AttendanceLine, name: str | None = None) -> dict[str, Any]:
     body = {"event_id": line.event_id, "resident_id": line.resident_id, "stays": line.stays,
             "first_in_at": _iso(line.first_in_at), "last_out_at": _iso(line.last_out_at),
