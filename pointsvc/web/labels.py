@@ -60,3 +60,38 @@ SIGNUP_STATUSES = {
 
 def signup_label(status: str) -> str:
     return str(SIGNUP_STATUSES.get(status, status))
+
+EVENT_STATUSES = {
+    "draft": _l("Draft"),
+    "published": _l("Published"),
+    "closed": _l("Closed"),
+    "cancelled": _l("Cancelled"),
+}
+
+SETTLEMENTS = {
+    "none": _l("Not settled"),
+    "awaiting_approval": _l("Waiting for approval"),
+    "posted": _l("Points posted"),
+}
+
+CATEGORIES = {
+    "volunteer": _l("Volunteering"),
+    "environment": _l("Environment"),
+    "conduct": _l("Good conduct"),
+    "other": _l("Other"),
+}
+
+LINE_STATUSES = {
+    "preview": _l("So far"),
+    "pending": _l("Waiting for approval"),
+    "posted": _l("Posted"),
+    "no_points": _l("No points"),
+    "rejected": _l("Rejected"),
+}
+
+
+def event_label(kind: str, value: str | None) -> str:
+    """A word for an event's status, settlement, category or attendance line status."""
+    table = {"status": EVENT_STATUSES, "settlement": SETTLEMENTS, "category": CATEGORIES,
+             "line": LINE_STATUSES}[kind]
+    return str(table.get(value or "", value or ""))

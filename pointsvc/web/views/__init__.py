@@ -15,6 +15,7 @@ from .. import format as fmt
 from ..i18n import html_lang
 from ..labels import (
     approval_reason,
+    event_label,
     kind_label,
     merchant_status,
     signup_label,
@@ -72,6 +73,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "is_staff": bool(principal and principal.may("people.read")),
         "kind_label": kind_label,
         "approval_reason": approval_reason,
+        "event_label": event_label,
         "merchant_status": merchant_status,
         "signup_label": signup_label,
         "message_for": explain,
@@ -120,4 +122,17 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
     return error_page("internal_error", 500)
 
 
-from . import account, auth, checkin, console, events, honours, pay, till, wallet  # noqa: E402,F401  (routes register on bp)
+from . import (  # noqa: E402,F401  (routes register on bp)
+    account,
+    auth,
+    checkin,
+    console,
+    console_events,
+    console_people,
+    console_seals,
+    events,
+    honours,
+    pay,
+    till,
+    wallet,
+)
