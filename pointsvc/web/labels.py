@@ -95,3 +95,17 @@ def event_label(kind: str, value: str | None) -> str:
     table = {"status": EVENT_STATUSES, "settlement": SETTLEMENTS, "category": CATEGORIES,
              "line": LINE_STATUSES}[kind]
     return str(table.get(value or "", value or ""))
+
+PERIODS = {"week": _l("This week"), "month": _l("This month"), "year": _l("This year"),
+           "all": _l("All time")}
+LEVELS = {"grid": _l("My grid"), "community": _l("My community"), "street": _l("My street"),
+          "district": _l("My district")}
+BOARD_CATEGORIES = {**CATEGORIES, "all": _l("All kinds")}
+METRICS = {"points": _l("Points"), "hours": _l("Service hours")}
+
+
+def board_label(kind: str, value: str) -> str:
+    """A word for a leaderboard's period, level, category or metric."""
+    table = {"period": PERIODS, "level": LEVELS, "category": BOARD_CATEGORIES,
+             "metric": METRICS}[kind]
+    return str(table.get(value, value))

@@ -15,6 +15,7 @@ from .. import format as fmt
 from ..i18n import html_lang
 from ..labels import (
     approval_reason,
+    board_label,
     event_label,
     kind_label,
     merchant_status,
@@ -74,6 +75,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "kind_label": kind_label,
         "approval_reason": approval_reason,
         "event_label": event_label,
+        "board_label": board_label,
         "merchant_status": merchant_status,
         "signup_label": signup_label,
         "message_for": explain,
@@ -132,6 +134,7 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     console_seals,
     events,
     honours,
+    leaderboards,
     pay,
     till,
     wallet,
