@@ -12,7 +12,7 @@ from flask import Flask
 from pointsvc.common import utcnow
 from tests.events.conftest import Clock, checkin, close, code_of, make_event
 from tests.factories import auth
-from tests.ledger.conftest import World, award, make_rule, world  # noqa: F401 (fixture)
+from tests.ledger.conftest import World, award, world  # noqa: F401 (fixture)
 
 _keys = itertools.count(1)
 
@@ -69,5 +69,3 @@ def decide(client, app, user: int, appeal_id: int, outcome: str, reason: str = "
     return client.post(f"/api/v1/appeals/{appeal_id}/decision",
                        json={"outcome": outcome, "reason": reason}, headers=auth(app, user))
 
-
-__all__ = ["make_rule"]
