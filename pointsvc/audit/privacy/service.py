@@ -28,7 +28,6 @@ from ...extensions import db
 from ...ledger.awards import record_event
 from ...ledger.models import (
     Account,
-    AuditEvent,
     Entry,
     IdempotencyKey,
     LedgerTransaction,
@@ -64,6 +63,8 @@ class Reader:
     # The table this reader needs; the section is left out while that table does not exist
     # (areas still being built).
     table: str | None = None
+    # Columns not to hand out (another person's data, such as a staff member's address).
+    omit: tuple[str, ...] = ()
 
 
 # Everything the service holds about a resident. Secrets are left out on purpose (password
@@ -133,19 +134,20 @@ READERS: tuple[Reader, ...] = (
     Reader("designations", "SELECT id, community_id, title, citation, period_label, "
                            "designated_by, created_at FROM honour_designations "
                            "WHERE resident_id = :rid ORDER BY id"),
-    Reader("appeals", "SELECT * FROM appeals WHERE resident_id = :rid ORDER BY id",
-           table="appeals"),
+    Reader("appeals", "SELECT id, community_id, subject_type, subject_key, transaction_id, "
+                      "event_id, decided_originally_at, reason, status, created_at, "
+                      "reviewer_user_id, decided_at, decision_reason, remedy_transaction_id, "
+                      "erased_at FROM appeals WHERE resident_id = :rid ORDER BY id"),
     # The action-log rows whose target is the resident, their login, or one of their
     # transactions or pending awards (staff client addresses are the staff's, left out).
     Reader("action_log",
-           "SELECT id, actor_user_id, action, target_type, target_id, community_id, detail, "
-           "created_at FROM audit_events WHERE (target_type = 'resident' AND target_id = :rid_s) "
+           "SELECT * FROM audit_events WHERE (target_type = 'resident' AND target_id = :rid_s) "
            "OR (target_type = 'user' AND target_id = :uid_s) "
            "OR (target_type = 'transaction' AND target_id IN "
            f"(SELECT CAST(x.id AS VARCHAR(64)) FROM ({_TRANSACTIONS}) x)) "
            "OR (target_type = 'pending_award' AND target_id IN "
            "(SELECT CAST(p.id AS VARCHAR(64)) FROM ledger_pending_awards p "
-           "WHERE p.resident_id = :rid)) ORDER BY id"),
+           "WHERE p.resident_id = :rid)) ORDER BY id", omit=("client_address",)),
 )
 
 
@@ -176,7 +178,8 @@ def _section_rows(reader: Reader, params: dict[str, Any]) -> Iterator[dict[str, 
                                 execution_options={"yield_per": FETCH_ROWS})
     columns = list(result.keys())
     for row in result:
-        yield {column: _present(value) for column, value in zip(columns, row, strict=True)}
+        yield {column: _present(value) for column, value in zip(columns, row, strict=True)
+               if column not in reader.omit}
 
 
 def resident_of_user(*, user_id: int) -> tuple[int, int]:
@@ -273,25 +276,13 @@ def _free_texts(resident_id: int) -> set[str]:
         "SELECT f.reason FROM redemption_refunds f JOIN redemptions r ON r.id = f.redemption_id "
         "WHERE r.resident_id = :rid",
         "SELECT citation FROM honour_designations WHERE resident_id = :rid",
+        "SELECT reason, decision_reason FROM appeals WHERE resident_id = :rid",
     ]
-    if _table_exists("appeals"):
-        queries.append(f"SELECT {', '.join(_appeal_text_columns())} FROM appeals "
-                       "WHERE resident_id = :rid")
     found: set[str] = set()
     for sql_text in queries:
         for row in db.session.execute(text(sql_text), params):
             found.update(value for value in row if isinstance(value, str) and value.strip())
     return found
-
-
-def _appeal_text_columns() -> list[str]:
-    """The free-text columns of the appeals table (built by the appeals work)."""
-    from sqlalchemy import inspect
-
-    columns = inspect(db.session.connection()).get_columns("appeals")
-    return [c["name"] for c in columns
-            if c["name"] in {"reason", "statement", "evidence_ref", "decision_reason",
-                             "resident_note"}] or ["NULL"]
 
 
 def erase(*, resident_id: int, actor_user_id: int | None, reason_code: str) -> ErasureResult:
@@ -311,7 +302,8 @@ def erase(*, resident_id: int, actor_user_id: int | None, reason_code: str) -> E
     counts: dict[str, int] = {}
 
     def changed(table: str, result: Any) -> None:
-        counts[table] = counts.get(table, 0) + (result.rowcount or 0)
+        rows = result if isinstance(result, int) else (result.rowcount or 0)
+        counts[table] = counts.get(table, 0) + rows
 
     household_label = _erase_household(resident, user.display_name, pseudonym, counts)
     if household_label:
@@ -430,15 +422,10 @@ def _erase_activity(resident_id: int, now: datetime, changed: Any) -> None:
 
 
 def _erase_other_areas(resident_id: int, changed: Any) -> None:
-    """Tables of the audit areas built alongside this one, when they exist."""
-    if _table_exists("appeals"):
-        columns = [c for c in _appeal_text_columns() if c != "NULL"]
-        if columns:
-            sets = ", ".join(f"{c} = NULL" for c in columns)
-            wheres = " OR ".join(f"{c} IS NOT NULL" for c in columns)
-            changed("appeals", db.session.execute(text(
-                f"UPDATE appeals SET {sets} WHERE resident_id = :rid AND ({wheres})"),
-                {"rid": resident_id}))
+    """Appeals (their texts blanked) and geofence refusals (deleted: where the person was)."""
+    from ..appeals.service import erase_resident as erase_appeals
+
+    changed("appeals", erase_appeals(resident_id=resident_id))
     for table in _geofence_tables():
         changed(table, db.session.execute(text(f"DELETE FROM {table} WHERE resident_id = :rid"),
                                           {"rid": resident_id}))
@@ -520,13 +507,19 @@ def _scrub(node: Any, *, resident_id: int, secrets_: set[str], pseudonym: str,
 
 
 def _residual(*, community_id: int, values: Iterable[str]) -> dict[str, int]:
-    """Action-log rows of the community still carrying one of the values (append-only)."""
-    patterns = [value for value in values if value and len(value) >= 2]
-    if not patterns:
+    """Action-log rows of the community still carrying one of the values (append-only, so
+    they cannot be blanked: the erasure reports them instead of claiming a clean result)."""
+    from sqlalchemy import column, inspect, table
+
+    patterns = [_json_form(value) for value in values if value and len(value) >= 2]
+    present = {c["name"] for c in inspect(db.session.connection()).get_columns("audit_events")}
+    names = [name for name in ("detail", "before_values", "after_values") if name in present]
+    if not patterns or not names:
         return {}
-    count = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
-        or_(AuditEvent.community_id == community_id, AuditEvent.community_id.is_(None)),
-        or_(*(AuditEvent.detail.contains(_json_form(p), autoescape=True) for p in patterns))))
+    log = table("audit_events", column("community_id"), *(column(name) for name in names))
+    count = db.session.scalar(select(func.count()).select_from(log).where(
+        or_(log.c.community_id == community_id, log.c.community_id.is_(None)),
+        or_(*(log.c[name].contains(p, autoescape=True) for name in names for p in patterns))))
     return {"audit_events": count} if count else {}
 
 
