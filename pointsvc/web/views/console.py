@@ -177,7 +177,7 @@ def console_merchant_status(merchant_id: int):
     return redirect(url_for("web.console_merchants"))
 
 
-@bp.get("/console/merchants/<int:merchant_id>/sticker.<any(png, svg):extension>")
+@bp.get("/console/merchants/<int:merchant_id>/sticker.<any(png, svg, pdf):extension>")
 @login_required("merchants.read", login_endpoint="web.till_login")
 def console_sticker(merchant_id: int, extension: str):
     """The merchant's code sticker to print (as GET /api/v1/merchants/{id}/code?format=…)."""
@@ -191,6 +191,14 @@ def sticker_response(merchant_id: int, extension: str):  # type: ignore[no-untyp
     from ...codes import render
     from ...redemption import service as redemption
 
+    if extension == "pdf":
+        from ..sticker import render_pdf
+
+        response = make_response(render_pdf(merchant_id=merchant_id))
+        response.mimetype = "application/pdf"
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="merchant-{merchant_id}-code.pdf"')
+        return response
     link = redemption.merchant_code(merchant_id=merchant_id)["link"]
     response = make_response(render.png(link, box_size=12) if extension == "png"
                              else render.svg(link))

@@ -155,7 +155,7 @@ def till_statement():
                            form=form, statement=body), (200 if form.ok else 422)
 
 
-@bp.get("/till/sticker.<any(png, svg):extension>")
+@bp.get("/till/sticker.<any(png, svg, pdf):extension>")
 @login_required("merchant.redeem", login_endpoint="web.till_login")
 def till_sticker(extension: str):
     """The merchant's own code sticker, to print and put up by the till."""
