@@ -127,7 +127,7 @@ def seed_demo() -> dict[str, Any] | None:
 
 # Importing a package's demo module registers its seeder; they run in this order (the
 # ledger first, redemption after merchants, events and leaderboards after the ledger).
-SEEDER_MODULES = ("ledger", "merchants", "redemption", "events", "leaderboards")
+SEEDER_MODULES = ("ledger", "merchants", "redemption", "events", "leaderboards", "audit.appeals")
 
 
 def _seeders() -> list[Callable[[dict[str, Any]], None]]:
