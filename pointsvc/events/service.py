@@ -744,6 +744,14 @@ def record_scan(scan: ScanInput) -> ScanOutcome:
     reason = _refusal(scan, facts)
     if reason is not None:
         db.session.rollback()
+        if reason == "outside_geofence":  # kept (distance only) for the anomaly report
+            from ..audit.anomalies.service import record_geofence_refusal
+
+            record_geofence_refusal(
+                event_id=scan.event_id, resident_id=scan.resident_id, direction=scan.direction,
+                step=scan.step, at=scan.at, radius_m=facts.radius_m,
+                distance_m=None if scan.latitude is None or scan.longitude is None else
+                distance_m(facts.latitude, facts.longitude, scan.latitude, scan.longitude))
         raise ScanRefused(reason)
     params = {
         "event_id": scan.event_id, "resident_id": scan.resident_id,

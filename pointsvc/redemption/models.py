@@ -104,6 +104,8 @@ class Redemption(db.Model):
         Index("ix_redemptions_merchant_id_id", "merchant_id", "id"),
         Index("ix_redemptions_resident_id_id", "resident_id", "id"),
         Index("ix_redemptions_status_hold_expires_at", "status", "hold_expires_at"),
+        # The anomaly report's merchant volumes: one merchant's captures over a window.
+        Index("ix_redemptions_merchant_id_captured_at", "merchant_id", "captured_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
