@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,8 +12,8 @@ from sqlalchemy import select, text
 
 from ..extensions import db
 from . import merkle
-from .hashing import HEADER_FIELDS, canonical_values
-from .models import LedgerTransaction, Seal, SealLeaf
+from .hashing import HASH_VERSION, HEADER_FIELDS, canonical_values
+from .models import Seal
 from .seals import ZERO_ROOT, leaf_for, verify_seal_signature
 
 BATCH = 5000
@@ -86,25 +87,37 @@ _ENTRY_SQL = (
     "SELECT transaction_id, account_id, amount, balance_after FROM ledger_entries "
     "WHERE transaction_id BETWEEN %(low)s AND %(high)s"
 )
+_ONE_TX_SQL = (
+    "SELECT " + ", ".join(HEADER_FIELDS) + ", content_hash FROM ledger_transactions "
+    "WHERE id = %(id)s"
+)
+_ONE_TX_ENTRIES_SQL = (
+    "SELECT transaction_id, account_id, amount, balance_after FROM ledger_entries "
+    "WHERE transaction_id = %(id)s"
+)
+
+TxRow = tuple[Any, list[tuple[int, int, int | None]], str]
 
 
-def _transactions() -> Iterator[tuple[Any, list[tuple[int, int, int | None]], str]]:
-    """Every transaction with its entries, streamed in id order in batches.
+def _transactions(*, only: list[int] | None = None) -> Iterator[TxRow]:
+    """Every transaction (or those in `only`) with its entries, in id order, in batches.
 
     Straight from the driver's cursor (plain tuples, fetchall per batch): verification
     rehashes the whole ledger, so per-row overhead is what decides its speed.
     """
+    if only is not None:
+        yield from (_one_transaction(tx_id) for tx_id in sorted(only))
+        return
     cursor = db.session.connection().connection.cursor()
-    paramstyle_sql = _for_driver(cursor)
     last = 0
     while True:
-        cursor.execute(paramstyle_sql[0], {"last": last, "limit": BATCH})
+        cursor.execute(_for_driver(_TX_SQL), {"last": last, "limit": BATCH})
         rows = cursor.fetchall()
         if not rows:
             cursor.close()
             return
         low, high = rows[0][0], rows[-1][0]
-        cursor.execute(paramstyle_sql[1], {"low": low, "high": high})
+        cursor.execute(_for_driver(_ENTRY_SQL), {"low": low, "high": high})
         entries: dict[int, list[tuple[int, int, int | None]]] = {}
         for tx_id, account_id, amount, balance_after in cursor.fetchall():
             entries.setdefault(tx_id, []).append((account_id, amount, balance_after))
@@ -113,39 +126,106 @@ def _transactions() -> Iterator[tuple[Any, list[tuple[int, int, int | None]], st
         last = high
 
 
-def _for_driver(cursor: Any) -> tuple[str, str]:
+def _one_transaction(tx_id: int) -> TxRow:
+    cursor = db.session.connection().connection.cursor()
+    row = cursor.execute(_for_driver(_ONE_TX_SQL), {"id": tx_id}).fetchone()
+    entries = [tuple(entry[1:]) for entry in
+               cursor.execute(_for_driver(_ONE_TX_ENTRIES_SQL), {"id": tx_id}).fetchall()]
+    cursor.close()
+    return row[:-1], entries, row[-1]  # type: ignore[return-value]
+
+
+def _for_driver(statement: str) -> str:
     """psycopg takes %(name)s; sqlite3 takes :name."""
     if db.engine.dialect.name == "sqlite":
-        return (_TX_SQL.replace("%(last)s", ":last").replace("%(limit)s", ":limit"),
-                _ENTRY_SQL.replace("%(low)s", ":low").replace("%(high)s", ":high"))
-    return _TX_SQL, _ENTRY_SQL
+        return re.sub(r"%\((\w+)\)s", r":\1", statement)
+    return statement
 
 
-def verify_ledger() -> list[str]:
+def verify_ledger(*, independent: bool = False) -> list[str]:
     """Recompute every content hash and every seal; name the first of each that fails.
 
-    Both passes stream in batches, so memory stays flat however large the books are.
+    On PostgreSQL the database recomputes the hashes next to the data (see
+    _mismatches_in_database) unless `independent`; SQLite, and every transaction the
+    database flags, is rehashed here in Python, the authority. Memory stays flat.
     """
-    for values, entries, stored in _transactions():
+    if db.engine.dialect.name == "postgresql" and not independent:
+        suspects = _mismatches_in_database()
+    else:
+        suspects = None
+    for values, entries, stored in _transactions(only=suspects):
         recomputed = hashlib.sha256(canonical_values(values, entries)).hexdigest()
         if not hmac.compare_digest(recomputed, stored):
             return [f"transaction {values[0]}: content hash does not recompute"]
     return _verify_seals()
 
 
+# The canonical form of hashing.canonical_values, built by PostgreSQL. Strings go through
+# to_json, which escapes like Python's json except that it keeps non-ASCII characters
+# (Python writes \uXXXX): such a row hashes differently here and is simply rehashed in
+# Python. A match is proof enough: the stored hash commits to bytes that are a JSON
+# encoding of exactly these values.
+_TEXT_FIELDS = frozenset({"kind", "rule_code", "category", "reference_type", "reference_id",
+                          "memo_hash"})
+
+
+def _canonical_sql() -> str:
+    parts = ["'[\"" + HASH_VERSION + "\"'"]
+    for field in HEADER_FIELDS:
+        if field == "created_at":
+            parts.append("((EXTRACT(EPOCH FROM t.created_at) * 1000000)::bigint)::text")
+        elif field in _TEXT_FIELDS:
+            parts.append(f"COALESCE(pg_catalog.to_json(t.{field})::text, 'null')")
+        else:
+            parts.append(f"COALESCE(t.{field}::text, 'null')")
+    parts.append("'[' || COALESCE(e.items, '') || ']]'")
+    return " || ',' || ".join(parts)
+
+
+_DATABASE_MISMATCH_SQL = (
+    "SELECT t.id FROM ledger_transactions t LEFT JOIN ("
+    " SELECT transaction_id, string_agg('[' || account_id || ',' || amount || ',' ||"
+    " COALESCE(balance_after::text, 'null') || ']', ','"
+    " ORDER BY account_id, amount, balance_after NULLS FIRST) AS items"
+    " FROM ledger_entries WHERE transaction_id > %(low)s AND transaction_id <= %(high)s"
+    " GROUP BY transaction_id) e ON e.transaction_id = t.id"
+    " WHERE t.id > %(low)s AND t.id <= %(high)s AND pg_catalog.encode(pg_catalog.sha256("
+    " pg_catalog.convert_to({canonical}, 'UTF8')), 'hex') <> t.content_hash"
+)
+DATABASE_RANGE = 200_000
+
+
+def _mismatches_in_database() -> list[int]:
+    """Ids whose hash PostgreSQL's recomputation does not match, range by range."""
+    query = _DATABASE_MISMATCH_SQL.format(canonical=_canonical_sql())
+    cursor = db.session.connection().connection.cursor()
+    top = cursor.execute("SELECT COALESCE(MAX(id), 0) FROM ledger_transactions").fetchone()[0]
+    suspects: list[int] = []
+    low = 0
+    while low < top:
+        cursor.execute(query, {"low": low, "high": low + DATABASE_RANGE})
+        suspects.extend(row[0] for row in cursor.fetchall())
+        low += DATABASE_RANGE
+    cursor.close()
+    return suspects
+
+
+_LEAVES_SQL = (
+    "SELECT l.leaf_index, l.transaction_id, l.leaf_hash, t.content_hash "
+    "FROM ledger_seal_leaves l LEFT JOIN ledger_transactions t ON t.id = l.transaction_id "
+    "WHERE l.leaf_index > %(last)s ORDER BY l.leaf_index LIMIT %(limit)s"
+)
+
+
 def _leaves() -> Iterator[tuple[int, int, bytes, str]]:
     """Every leaf with its transaction's (already verified) content hash, in leaf order."""
+    cursor = db.session.connection().connection.cursor()
     last = -1
     while True:
-        rows = db.session.execute(
-            select(SealLeaf.leaf_index, SealLeaf.transaction_id, SealLeaf.leaf_hash,
-                   LedgerTransaction.content_hash)
-            .outerjoin(LedgerTransaction, LedgerTransaction.id == SealLeaf.transaction_id)
-            .where(SealLeaf.leaf_index > last)
-            .order_by(SealLeaf.leaf_index)
-            .limit(BATCH)
-        ).all()
+        rows = cursor.execute(_for_driver(_LEAVES_SQL), {"last": last, "limit": BATCH}
+                              ).fetchall()
         if not rows:
+            cursor.close()
             return
         yield from rows
         last = rows[-1][0]

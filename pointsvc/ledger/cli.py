@@ -25,7 +25,10 @@ def check_command() -> None:
 
 
 @ledger_cli.command("verify")
-def verify_command() -> None:
+@click.option("--independent", is_flag=True,
+              help="Rehash every transaction in Python instead of letting PostgreSQL "
+                   "recompute the hashes first (slower; trusts only this code).")
+def verify_command(independent: bool) -> None:
     """Recompute every content hash and seal; exit 1 naming the first that fails."""
     from sqlalchemy import func, select
 
@@ -35,7 +38,7 @@ def verify_command() -> None:
 
     started = time.perf_counter()
     count = db.session.scalar(select(func.count()).select_from(LedgerTransaction)) or 0
-    problems = verify_ledger()
+    problems = verify_ledger(independent=independent)
     elapsed = time.perf_counter() - started
     for line in problems:
         click.echo(f"MISMATCH {line}", err=True)

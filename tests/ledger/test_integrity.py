@@ -193,7 +193,66 @@ def test_outsider_script_checks_a_proof(app, client, world, tmp_path):
     script = [str(tool), str(keys), str(proof)]
     ok = subprocess.run([sys.executable, *script], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("OK:"), ok.stdout + ok.stderr
-    proof_body["content_hash"] = "00" + proof_body["content_hash"][2:]
+    original = proof_body["content_hash"]
+    # Change the first digit for sure ("00" + ... did nothing for a hash starting 00).
+    proof_body["content_hash"] = ("1" if original[0] != "1" else "2") + original[1:]
     proof.write_text(json.dumps(proof_body))
     bad = subprocess.run([sys.executable, *script], capture_output=True, text=True)
     assert bad.returncode == 1 and "FAIL" in bad.stdout
+
+
+def _tamper_transactions(app, backend, sql):
+    with app.app_context():
+        if backend == "postgresql":
+            db.session.execute(text("ALTER TABLE ledger_transactions DISABLE TRIGGER USER"))
+            db.session.execute(text(sql))
+            db.session.execute(text("ALTER TABLE ledger_transactions ENABLE TRIGGER USER"))
+        else:
+            db.session.execute(text("DROP TRIGGER ledger_transactions_no_update"))
+            db.session.execute(text(sql))
+            db.session.execute(text(
+                "CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON "
+                "ledger_transactions BEGIN SELECT RAISE(ABORT, 'append-only table "
+                "ledger_transactions: UPDATE refused'); END"))
+        db.session.commit()
+
+
+def test_database_recomputation_agrees_with_python(app, client, world, backend):
+    """Every kind of row verifies both ways; a non-ASCII field falls back to Python."""
+    from pointsvc.ledger.checks import _mismatches_in_database
+    from pointsvc.ledger.reading import find_account
+    from pointsvc.ledger.service import Leg, Transfer, district_of, issuance_account, post
+
+    earned = award(client, app, world.organizer, world.resident, "garbage-sorting", 3,
+                   memo="分类投放 \"quoted\" \\ back\nslash").get_json()
+    reversal = client.post(f"/api/v1/transactions/{earned['id']}/reversal",
+                           json={"reason": "录入错误"},
+                           headers=auth(app, world.organizer2, **{"Idempotency-Key": "rv-1"}))
+    assert reversal.status_code == 201, reversal.get_json()
+    award(client, app, world.organizer, world.resident, "litter")  # deduction, shortfall
+    award(client, app, world.organizer, world.resident2, "volunteer-hour", 90)
+    with app.app_context():
+        community = world.tree.community_a
+        issuance = issuance_account(community_id=community)
+        resident = find_account(kind="resident", owner_id=world.resident2).id
+        odd = post(transfer=Transfer(
+            kind="adjustment", community_id=community,
+            district_id=district_of(community_id=community),
+            legs=(Leg(issuance, -1), Leg(resident, 1)), reference_type="import",
+            reference_id="旧账本-7\t\"x\"", actor_user_id=world.organizer))
+        db.session.commit()
+        odd_id = odd.id
+        if backend == "postgresql":
+            assert _mismatches_in_database() == [odd_id]  # non-ASCII: left to Python
+        assert verify_ledger() == []
+        assert verify_ledger(independent=True) == []
+    _tamper_transactions(app, backend, f"UPDATE ledger_transactions SET rule_code = 'x' "
+                                       f"WHERE id = {earned['id']}")
+    runner = app.test_cli_runner()
+    for args in (["ledger", "verify"], ["ledger", "verify", "--independent"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1
+        assert f"transaction {earned['id']}: content hash does not recompute" in result.output
+    _tamper_transactions(app, backend, f"UPDATE ledger_transactions SET "
+                                       f"rule_code = 'garbage-sorting' WHERE id = {earned['id']}")
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
