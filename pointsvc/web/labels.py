@@ -109,3 +109,9 @@ def board_label(kind: str, value: str) -> str:
     table = {"period": PERIODS, "level": LEVELS, "category": BOARD_CATEGORIES,
              "metric": METRICS}[kind]
     return str(table.get(value, value))
+
+APPEAL_STATUSES = {"open": _l("Open"), "upheld": _l("Upheld"), "dismissed": _l("Dismissed")}
+
+
+def appeal_label(status: str) -> str:
+    return str(APPEAL_STATUSES.get(status, status))

@@ -308,3 +308,131 @@ def test_resident_opens_a_check_in_link_and_sees_the_result(app, world, browser,
     _shot(page, tmp_path, "checkin-360")
     assert watch.errors == []
     context.close()
+
+
+def _desk(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return context, page, Watch(page)
+
+
+def test_staff_create_an_event_open_the_kiosk_and_its_code_checks_a_resident_in(
+        app, world, browser, server, tmp_path):
+    from datetime import timedelta
+
+    from tests.events.conftest import START, Clock
+    from tests.ledger.conftest import make_rule
+
+    make_rule(app, node_id=world.tree.district, code="volunteer-hour", points=10, unit="hour")
+    app.config["EVENTS_CLOCK"] = Clock(START + timedelta(minutes=2))  # 10:02 in Shanghai
+    context, page, watch = _desk(browser)
+    _sign_in(page, server, app, world.organizer_a, till=True)
+    page.wait_for_url(f"{server}/console")
+    page.click("main >> text=活动")
+    page.click("text=新建活动")
+    page.select_option("#f-org_node_id", str(world.tree.community_a))
+    page.fill("#f-title", "社区清洁日")
+    page.select_option("#f-category", "volunteer")
+    page.select_option("#f-rule_code", "volunteer-hour")
+    page.fill("#f-starts_at", "2026-06-01T10:00")
+    page.fill("#f-ends_at", "2026-06-01T09:00")  # before the start: refused inline
+    page.fill("#f-place", "甲社区活动中心")
+    page.uncheck("input[name=signup_required]")
+    page.click("button.primary")
+    assert "结束时间必须晚于开始时间" in page.inner_text("#e-ends_at")
+    assert page.input_value("#f-title") == "社区清洁日"  # what was typed stays
+    watch.errors.clear()  # Chromium logs the refused form's 422 as a failed load
+    page.fill("#f-ends_at", "2026-06-01T12:00")
+    _shot(page, tmp_path, "console-event-new-1280")
+    page.click("button.primary")
+    page.wait_for_selector("[data-testid=event-status]")
+    assert page.inner_text("[data-testid=event-status]") == "草稿"
+    page.click("text=发布")
+    page.wait_for_selector("text=生成签到屏链接")
+    page.click("text=生成签到屏链接")
+    kiosk_url = page.input_value("#kiosk-url")
+    assert "/kiosk?k=" in kiosk_url
+    _shot(page, tmp_path, "console-event-1280")
+
+    kiosk = context.new_page()
+    kiosk.goto(kiosk_url)
+    kiosk.wait_for_function("() => { const i = document.getElementById('code');"
+                            " return i.src.startsWith('blob:') && i.naturalWidth > 0; }")
+    shot = _shot(kiosk, tmp_path, "kiosk-1280")
+    link = _decode(shot)
+    assert "/K/PSK1" in link
+
+    phone, resident, resident_watch = _phone(browser)
+    resident.goto(server + re.sub(r"^HTTPS://[^/]+", "", link))
+    resident.fill("#f-identifier", login_name(app, world.resident_user))
+    resident.fill("#f-password", PASSWORD)
+    resident.click("button.primary")
+    resident.wait_for_selector("[data-testid=checkin]")
+    assert "10:02 签到成功" in resident.inner_text("[data-testid=checkin]")
+    kiosk.wait_for_function("() => document.getElementById('count').textContent === '1'",
+                            timeout=20_000)
+
+    page.click("text=签到情况")
+    assert page.inner_text("[data-testid=inside]") == "1"
+    assert "张小明" in page.inner_text("[data-testid=lines]")
+    _shot(page, tmp_path, "console-attendance-1280")
+    assert watch.errors == [] and resident_watch.errors == []
+    phone.close()
+    context.close()
+
+
+def test_console_and_leaderboard_pages_at_360(app, world, browser, server, tmp_path):
+    from tests.leaderboards.conftest import drain, give
+    from tests.ledger.conftest import make_rule
+
+    make_rule(app, node_id=world.tree.district, code="civility", points=10, category="conduct")
+    give(app, world.resident, "civility", 2)
+    give(app, world.resident2, "civility", 3)
+    drain(app)
+    context, page, watch = _phone(browser)
+    _sign_in(page, server, app, world.resident_user)
+    page.wait_for_url(f"{server}/wallet")
+    page.click("main >> text=排行榜")
+    page.wait_for_selector("[data-testid=board]")
+    assert "张*明" in page.inner_text("[data-testid=board]")
+    _fits(page)
+    _shot(page, tmp_path, "leaderboards-360")
+    context.close()
+
+    context, page, staff_watch = _phone(browser)
+    _sign_in(page, server, app, world.organizer_a, till=True)
+    page.wait_for_url(f"{server}/console")
+    for path, name in (("/console/events", "console-events-360"),
+                       ("/console/people", "console-people-360"),
+                       ("/console/seals", "console-seals-360")):
+        page.goto(server + path)
+        _fits(page)
+        _shot(page, tmp_path, name)
+    assert watch.errors == [] and staff_watch.errors == []
+    context.close()
+
+
+def test_resident_import_and_seals_at_1280(app, world, browser, server, tmp_path):
+    context, page, watch = _desk(browser)
+    _sign_in(page, server, app, world.admin, till=True)
+    page.wait_for_url(f"{server}/console")
+    page.goto(f"{server}/console/people/import")
+    csv = tmp_path / "residents.csv"
+    csv.write_text("name,phone,community_id\n"
+                   f"赵一,15811110001,{world.tree.community_a}\n"
+                   f"钱二,12345,{world.tree.community_a}\n"
+                   f"孙三,15811110003,{world.tree.community_b}\n", encoding="utf-8")
+    page.set_input_files("#f-file", str(csv))
+    page.check("input[name=partial]")
+    page.click("button.primary")
+    page.wait_for_selector("[data-testid=import-result]")
+    assert "导入 2 行" in page.inner_text("[data-testid=import-result]")
+    assert "不是有效的大陆手机号" in page.inner_text("[data-testid=row-errors]")
+    _shot(page, tmp_path, "console-import-1280")
+    page.goto(f"{server}/console/seals")
+    page.click("text=立即核验")
+    page.wait_for_selector("[data-testid=last-verification].ok")
+    _shot(page, tmp_path, "console-seals-1280")
+    assert watch.errors == []
+    context.close()

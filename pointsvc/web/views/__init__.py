@@ -14,6 +14,7 @@ from ...extensions import db
 from .. import format as fmt
 from ..i18n import html_lang
 from ..labels import (
+    appeal_label,
     approval_reason,
     board_label,
     event_label,
@@ -75,6 +76,7 @@ def _template_globals():  # type: ignore[no-untyped-def]
         "kind_label": kind_label,
         "approval_reason": approval_reason,
         "event_label": event_label,
+        "appeal_label": appeal_label,
         "board_label": board_label,
         "merchant_status": merchant_status,
         "signup_label": signup_label,
@@ -126,6 +128,7 @@ def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
 
 from . import (  # noqa: E402,F401  (routes register on bp)
     account,
+    appeals,
     auth,
     checkin,
     console,
