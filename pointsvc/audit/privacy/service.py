@@ -138,6 +138,9 @@ READERS: tuple[Reader, ...] = (
                       "event_id, decided_originally_at, reason, status, created_at, "
                       "reviewer_user_id, decided_at, decision_reason, remedy_transaction_id, "
                       "erased_at FROM appeals WHERE resident_id = :rid ORDER BY id"),
+    Reader("geofence_refusals", "SELECT id, event_id, direction, step, distance_m, radius_m, at "
+                                "FROM anomaly_geofence_refusals WHERE resident_id = :rid "
+                                "ORDER BY id", table="anomaly_geofence_refusals"),
     # The action-log rows whose target is the resident, their login, or one of their
     # transactions or pending awards (staff client addresses are the staff's, left out).
     Reader("action_log",
