@@ -9,18 +9,22 @@ Thresholds come from the ANOMALY_* settings (docs/audit.md explains each one).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from ... import sql
 from ...common import as_utc, utcnow
 from ...errors import ValidationFailed
 from ...ledger.awards import DEFAULT_APPROVAL_THRESHOLD
 from .models import GeofenceRefusal  # noqa: F401  (puts the table in the metadata)
+
+log = logging.getLogger("pointsvc.audit.anomalies")
 
 DETECTORS = (
     "high_earner",
@@ -222,6 +226,8 @@ def high_earners(window: Window) -> tuple[list[Anomaly], list[str]]:
     found, more = _capped(sql.rows(_EARNERS.format(scope=window.scope("n")), window.params(
         min_earners=s["ANOMALY_EARNER_MIN_EARNERS"], min_points=floor, factor=factor)),
         window, "high_earner")
+    if not found:  # the usual answer: no evidence to fetch
+        return [], more
     residents, params = _in_list("r", [row[1] for row in found])
     evidence = _group(sql.rows(_EARNER_EVIDENCE.format(residents=residents),
                                window.params(cap=window.cap, **params)))
@@ -299,6 +305,8 @@ def repeated_awards(window: Window) -> tuple[list[Anomaly], list[str]]:
     found, more = _capped(sql.rows(_REPEATS.format(scope=window.scope("n")),
                                    window.params(min_awards=minimum)),
                           window, "repeated_awards")
+    if not found:
+        return [], more
     residents, r_params = _in_list("r", {row[1] for row in found})
     actors, a_params = _in_list("a", {row[0] for row in found})
     ids: dict[tuple[int, int], list[int]] = {}
@@ -359,6 +367,8 @@ def blocked_self_dealing(window: Window) -> tuple[list[Anomaly], list[str]]:
     found, more = _capped(sql.rows(_BLOCKED.format(scope=window.scope("n")),
                                    window.params(min_attempts=minimum, blocked=BLOCKED)),
                           window, "blocked_self_dealing")
+    if not found:
+        return [], more
     actors, params = _in_list("a", {row[0] for row in found})
     attempts: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for actor, community_id, event_id, action, target_type, target_id, detail, at in sql.rows(
@@ -411,11 +421,17 @@ def record_geofence_refusal(*, event_id: int, resident_id: int, direction: str,
     """Keep a refused outside_geofence check-in (distance only, never coordinates); commits."""
     from ...extensions import db
 
-    sql.rows(_INSERT_REFUSAL, {
-        "event_id": event_id, "resident_id": resident_id, "direction": direction,
-        "step": step, "radius_m": int(radius_m), "at": sql.db_time(at),
-        "distance_m": None if distance_m is None else int(round(distance_m))})
-    db.session.commit()
+    try:
+        sql.rows(_INSERT_REFUSAL, {
+            "event_id": event_id, "resident_id": resident_id, "direction": direction,
+            "step": step, "radius_m": int(radius_m), "at": sql.db_time(at),
+            "distance_m": None if distance_m is None else int(round(distance_m))})
+        db.session.commit()
+    except DBAPIError:
+        # The resident must still get their outside_geofence answer, not a 500: losing one
+        # piece of evidence is the lesser harm. The log says so.
+        db.session.rollback()
+        log.warning("geofence refusal not recorded (event %s)", event_id, exc_info=True)
 
 
 # "Far" means beyond the fence by ANOMALY_GEOFENCE_FAR_METERS: a refusal just past the edge
@@ -451,6 +467,8 @@ def geofence_refusals(window: Window) -> tuple[list[Anomaly], list[str]]:
     found, more = _capped(sql.rows(_GEOFENCE.format(scope=window.scope("n")),
                                    window.params(min_scans=minimum, far=far)),
                           window, "geofence_refusals")
+    if not found:
+        return [], more
     events, params = _in_list("e", [row[0] for row in found])
     scans: dict[int, list[dict[str, Any]]] = {}
     for event_id, refusal_id, resident_id, distance, at in sql.rows(
@@ -545,6 +563,8 @@ def merchants(window: Window) -> tuple[list[Anomaly], list[str]]:
     found, more = _capped(sql.rows(_MERCHANTS.format(scope=window.scope("n")), window.params(
         min_peers=peers, min_points=floor, factor=factor, refund_min=refund_min,
         refund_percent=percent)), window, "merchant_volume")
+    if not found:
+        return [], more
     ids, params = _in_list("m", [row[0] for row in found])
     sales = _group(sql.rows(_MERCHANT_EVIDENCE.format(merchants=ids),
                             window.params(cap=window.cap, **params)))

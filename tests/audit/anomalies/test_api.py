@@ -144,3 +144,25 @@ def test_an_organizer_with_grants_on_two_communities_sees_both(app, client, plan
     r = client.get(URL, query_string=today(), headers=auth(app, w.organizer2,
                                                             **{"Accept-Language": "en"}))
     assert all(item["summary"].startswith("Staff user") for item in r.get_json()["items"])
+
+
+def test_the_cli_prints_one_json_line_per_anomaly(app, planted):
+    import json
+
+    w = planted
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["audit", "anomalies", "--english"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert {(i["subject"]["id"], i["community_id"]) for i in lines} == {
+        (w.organizer, w.tree.community_a), (w.organizer_b, w.tree.community_b)}
+    assert all(i["summary"].startswith("Staff user") for i in lines)
+    result = runner.invoke(args=["audit", "anomalies", "--node", str(w.tree.community_b),
+                                 "--detector", "blocked_self_dealing"])
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.splitlines()
+    assert json.loads(line)["subject"]["id"] == w.organizer_b and "拦截" in line
+    assert runner.invoke(args=["audit", "anomalies", "--node", "987654"]).exit_code == 2
+    bad = runner.invoke(args=["audit", "anomalies", "--from", "2026-11-02T00:00:00Z",
+                              "--to", "2026-11-01T00:00:00Z"])
+    assert bad.exit_code == 2 and "to" in bad.output

@@ -97,3 +97,16 @@ def test_a_retry_in_the_same_code_step_is_one_refusal_and_rows_delete_per_reside
                  {"r": resident})
         db.session.commit()
     assert _refusals(app) == []
+
+
+def test_a_failure_to_record_still_answers_outside_geofence(app, client, world, event,
+                                                            monkeypatch):
+    from pointsvc.audit.anomalies import service
+
+    monkeypatch.setattr(service, "_INSERT_REFUSAL", "INSERT INTO no_such_table VALUES (1)")
+    r = checkin(client, app, world.residents[0][0], event["code"], **FAR)
+    assert r.status_code == 422 and r.get_json()["code"] == "outside_geofence"
+    assert _refusals(app) == []
+    # ... and the next scan of the same resident is handled normally.
+    inside = checkin(client, app, world.residents[0][0], event["code"], **CENTRE)
+    assert inside.status_code in (200, 201), inside.get_json()
