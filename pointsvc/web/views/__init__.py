@@ -132,6 +132,7 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     auth,
     checkin,
     console,
+    console_anomalies,
     console_events,
     console_people,
     console_seals,
