@@ -362,7 +362,7 @@ def erase(*, resident_id: int, actor_user_id: int | None, reason_code: str) -> E
     record_event(actor_user_id=actor_user_id, action="privacy.erased", target_type="resident",
                  target_id=resident_id, community_id=resident.community_id,
                  detail={"erasure_id": erasure.id, "reason_code": reason_code})
-    residual = _residual(community_id=resident.community_id,
+    residual = _residual(community_id=resident.community_id, user_id=user.id,
                          values=identifiers | free_texts | {old_name})
     db.session.commit()
     forget_principals()
@@ -509,21 +509,30 @@ def _scrub(node: Any, *, resident_id: int, secrets_: set[str], pseudonym: str,
     return node
 
 
-def _residual(*, community_id: int, values: Iterable[str]) -> dict[str, int]:
-    """Action-log rows of the community still carrying one of the values (append-only, so
-    they cannot be blanked: the erasure reports them instead of claiming a clean result)."""
+def _residual(*, community_id: int, user_id: int, values: Iterable[str]) -> dict[str, int]:
+    """Action-log rows still carrying one of the person's values, or the client address of
+    an action they took themselves. The log is append-only, so these cannot be blanked: the
+    erasure reports them instead of claiming a clean result."""
     from sqlalchemy import column, inspect, table
 
+    found: dict[str, int] = {}
     patterns = [_json_form(value) for value in values if value and len(value) >= 2]
     present = {c["name"] for c in inspect(db.session.connection()).get_columns("audit_events")}
     names = [name for name in ("detail", "before_values", "after_values") if name in present]
-    if not patterns or not names:
-        return {}
-    log = table("audit_events", column("community_id"), *(column(name) for name in names))
-    count = db.session.scalar(select(func.count()).select_from(log).where(
-        or_(log.c.community_id == community_id, log.c.community_id.is_(None)),
-        or_(*(log.c[name].contains(p, autoescape=True) for name in names for p in patterns))))
-    return {"audit_events": count} if count else {}
+    log = table("audit_events", column("community_id"), column("actor_user_id"),
+                column("client_address"), *(column(name) for name in names))
+    if patterns and names:
+        count = db.session.scalar(select(func.count()).select_from(log).where(
+            or_(log.c.community_id == community_id, log.c.community_id.is_(None)),
+            or_(*(log.c[name].contains(p, autoescape=True) for name in names
+                  for p in patterns))))
+        if count:
+            found["audit_events"] = count
+    addresses = db.session.scalar(select(func.count()).select_from(log).where(
+        log.c.actor_user_id == user_id, log.c.client_address.is_not(None)))
+    if addresses:
+        found["audit_events_client_address"] = addresses
+    return found
 
 
 def erasure_json(result: ErasureResult) -> dict[str, Any]:

@@ -285,9 +285,15 @@ def test_personal_data_left_in_the_append_only_action_log_is_reported(app, clien
             "CURRENT_TIMESTAMP)"),
             {"rid": str(world.lin.resident_id), "community": world.tree.community_a,
              "detail": json.dumps({"note": world.lin.name}, ensure_ascii=False)})
+        # An action the resident took themselves, with their client address.
+        db.session.execute(text(
+            "INSERT INTO audit_events (actor_user_id, action, target_type, target_id, "
+            "client_address, detail, created_at) VALUES (:uid, 'own.action', 'resident', :rid, "
+            "'203.0.113.7', '{}', CURRENT_TIMESTAMP)"),
+            {"uid": world.lin.user_id, "rid": str(world.lin.resident_id)})
         db.session.commit()
     out = erase(client, app, world.admin, world.lin.resident_id).get_json()
-    assert out["residual"] == {"audit_events": 1}
+    assert out["residual"] == {"audit_events": 1, "audit_events_client_address": 1}
     result = _cli(app, "audit", "erase", str(world.ou.resident_id), "--yes")
     assert result.exit_code == 0, result.output  # nothing of the other resident is stuck
 
