@@ -505,7 +505,8 @@ def reissue_card(*, resident_id: int, actor_user_id: int) -> dict[str, Any]:
     resident = db.session.get(Resident, resident_id) if 0 < resident_id <= MAX_ID else None
     if resident is None:
         raise NotFound("not_found", f"resident {resident_id} does not exist")
-    if card_serial(resident_id=resident_id) >= MAX_CARD_SERIAL:
+    previous = card_serial(resident_id=resident_id)
+    if previous >= MAX_CARD_SERIAL:
         raise Conflict("invalid_state", "this card cannot be reissued again")
     now = utcnow()
     db.session.execute(
@@ -517,7 +518,8 @@ def reissue_card(*, resident_id: int, actor_user_id: int) -> dict[str, Any]:
     record_event(actor_user_id=actor_user_id, action="resident.card_reissued",
                  target_type="resident", target_id=resident_id,
                  community_id=resident.community_id,
-                 detail={"serial": card_serial(resident_id=resident_id)})
+                 before={"serial": previous},
+                 after={"serial": card_serial(resident_id=resident_id)})
     db.session.commit()
     return card_for(resident_id=resident_id)
 
@@ -1160,9 +1162,10 @@ def adjust_line(*, event_id: int, resident_id: int, minutes: int | None, reject:
     record_event(actor_user_id=actor_user_id,
                  action="event.attendance_rejected" if reject else "event.attendance_adjusted",
                  target_type="event", target_id=event_id, community_id=event.org_node_id,
-                 detail={"resident_id": resident_id, "before": before, "reason": reason,
-                         "after": {"minutes": line.minutes, "points": line.points,
-                                   "status": line.status}})
+                 # The reason is free text: it stays on the line, not in the log.
+                 detail={"resident_id": resident_id, "reason": "given" if reason else None},
+                 before=before, after={"minutes": line.minutes, "points": line.points,
+                                       "status": line.status})
     db.session.commit()
     return line_json(line)
 

@@ -58,7 +58,7 @@ def create_badge(*, org_node_id: int, actor_user_id: int, values: dict[str, Any]
     db.session.add(badge)
     db.session.flush()
     record_event(actor_user_id=actor_user_id, action="badge.defined", target_type="badge",
-                 target_id=badge.id, community_id=None,
+                 target_id=badge.id, community_id=org_node_id,
                  detail={"org_node_id": org_node_id, **values})
     db.session.commit()
     return badge

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import has_request_context
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import sql
+from ..audit.actions.service import record_event  # the action log; re-exported from here
 from ..common import utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
-from ..extensions import client_address, db
+from ..extensions import db
 from ..orgs.service import NodeFacts, node_facts
 from ..people.models import Resident, StaffHousehold
 from . import rules as rulebook
@@ -95,27 +94,6 @@ def community_path(*, community_id: int) -> str:
     return facts.path if facts else "/"
 
 
-_AUDIT_INSERT = (
-    "INSERT INTO audit_events (actor_user_id, action, target_type, target_id, community_id, "
-    "client_address, detail, created_at) VALUES (%(actor)s, %(action)s, %(target_type)s, "
-    "%(target_id)s, %(community_id)s, %(address)s, %(detail)s, %(created_at)s)"
-)
-
-
-def record_event(
-    *, actor_user_id: int | None, action: str, target_type: str, target_id: Any,
-    community_id: int | None, detail: dict[str, Any] | None = None,
-) -> None:
-    """Append a staff action (or a refused attempt) to the audit log; the caller commits."""
-    sql.rows(_AUDIT_INSERT, {
-        "actor": actor_user_id, "action": action, "target_type": target_type,
-        "target_id": str(target_id), "community_id": community_id,
-        "address": client_address() if has_request_context() else None,
-        "detail": json.dumps(detail or {}, ensure_ascii=False, default=str),
-        "created_at": sql.db_time(utcnow()),
-    })
-
-
 def staff_households(*, user_id: int) -> set[int]:
     """Households a staff member belongs to: their own resident record and any staff link."""
     households = set(
@@ -162,6 +140,7 @@ def approval_threshold(*, community_id: int) -> int:
 
 def set_approval_threshold(*, community_id: int, threshold: int, actor_user_id: int) -> int:
     """Change the community's maker-checker threshold."""
+    previous = approval_threshold(community_id=community_id)
     db.session.execute(
         _insert(CommunityPolicy.__table__)
         .values(community_id=community_id, approval_threshold=threshold,
@@ -174,7 +153,8 @@ def set_approval_threshold(*, community_id: int, threshold: int, actor_user_id: 
     )
     record_event(actor_user_id=actor_user_id, action="ledger.threshold_changed",
                  target_type="community", target_id=community_id, community_id=community_id,
-                 detail={"approval_threshold": threshold})
+                 before={"approval_threshold": previous},
+                 after={"approval_threshold": threshold})
     db.session.commit()
     return threshold
 
@@ -423,7 +403,11 @@ def decide(*, pending_id: int, actor_user_id: int, approve: bool, reason: str | 
                  action="award.approved" if approve else "award.rejected",
                  target_type="pending_award", target_id=pending.id,
                  community_id=pending.community_id,
-                 detail={"reason": reason, "transaction_id": transaction_id})
+                 # The reason is free text: it stays on the request row, not in the log.
+                 detail={"reason": "given" if reason else None,
+                         "transaction_id": transaction_id},
+                 before={"status": "pending"},
+                 after={"status": "approved" if approve else "rejected"})
     db.session.commit()
     return pending_json(get_pending(pending_id=pending_id))
 
@@ -486,7 +470,8 @@ def reverse(*, transaction_id: int, actor_user_id: int, reason: str) -> tuple[in
     record_event(actor_user_id=actor_user_id, action="transaction.reversed",
                  target_type="transaction", target_id=original.id,
                  community_id=original.community_id,
-                 detail={"reason": reason, "reversal_id": reversal.id})
+                 detail={"reason": "given" if reason else None, "reversal_id": reversal.id},
+                 before={"reversed_by": None}, after={"reversed_by": reversal.id})
     return 201, transaction_json(reversal)
 
 

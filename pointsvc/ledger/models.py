@@ -279,7 +279,9 @@ class AuditEvent(db.Model):
     """Staff actions and refused attempts (the audit issue builds search on top of it)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_community_created", "community_id", "created_at"),)
+    __table_args__ = (Index("ix_audit_events_community_created", "community_id", "created_at"),
+                      Index("ix_audit_events_target", "target_type", "target_id"),
+                      Index("ix_audit_events_action", "action"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -289,4 +291,7 @@ class AuditEvent(db.Model):
     community_id: Mapped[int | None] = mapped_column(BigInteger)
     client_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+    # JSON of the changed fields before and after (ids and non-personal values only).
+    before_values: Mapped[str | None] = mapped_column(Text)
+    after_values: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from .. import sql
+from ..audit.actions import service as action_log
 from ..common import as_utc, utcnow
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -58,6 +59,11 @@ def create_rule(*, org_node_id: int, actor_user_id: int, values: dict[str, Any])
         org_node_id=org_node_id, version=1, is_current=True, created_by=actor_user_id, **values
     )
     db.session.add(rule)
+    db.session.flush()
+    action_log.record_event(
+        actor_user_id=actor_user_id, action="rule.created", target_type="rule",
+        target_id=rule.id, community_id=org_node_id, before=None,
+        after={"code": rule.code, "version": 1, **{name: getattr(rule, name) for name in EDITABLE}})
     db.session.commit()
     return rule
 
@@ -87,6 +93,14 @@ def edit_rule(*, rule_id: int, actor_user_id: int, changes: dict[str, Any]) -> R
         **values,
     )
     db.session.add(successor)
+    db.session.flush()
+    before, after = action_log.changes({name: getattr(current, name) for name in EDITABLE}, values)
+    action_log.record_event(
+        actor_user_id=actor_user_id, action="rule.edited", target_type="rule",
+        target_id=successor.id, community_id=current.org_node_id,
+        detail={"code": current.code, "previous_rule_id": current.id},
+        before={"version": current.version, **before},
+        after={"version": successor.version, **after})
     db.session.commit()
     return successor
 

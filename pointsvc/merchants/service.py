@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..audit.actions.service import record_event
 from ..common import as_utc, decode_id_cursor, mask_phone, page_of, utcnow
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
@@ -272,6 +273,14 @@ def change_status(
             f"cannot {action} a {current} merchant (allowed from: {', '.join(sorted(sources))})",
             current_status=current,
         )
+    # The reason is free text: it stays on the merchant row (status_reason), not in the log.
+    past = {"approve": "approved", "reject": "rejected", "suspend": "suspended",
+            "reinstate": "reinstated"}[action]
+    record_event(actor_user_id=actor_id, action=f"merchant.{past}",
+                 target_type="merchant", target_id=merchant_id,
+                 community_id=record.merchant.org_node_id,
+                 detail={"reason": "given" if reason else None},
+                 before={"status": record.merchant.status}, after={"status": target})
     db.session.commit()
     db.session.refresh(record.merchant)
     return record

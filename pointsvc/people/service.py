@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from ..audit.actions.service import record_event, record_grant
 from ..common import decode_id_cursor, mask_phone, page_of, utcnow
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -455,9 +456,11 @@ def create_staff(
     db.session.add(user)
     try:
         db.session.flush()
-        db.session.add(
-            RoleGrant(user_id=user.id, role=role, org_node_id=node.id, granted_by=granted_by)
-        )
+        grant = RoleGrant(user_id=user.id, role=role, org_node_id=node.id, granted_by=granted_by)
+        db.session.add(grant)
+        db.session.flush()
+        record_grant(granted=True, user_id=user.id, grant_id=grant.id, role=role,
+                     node_id=node.id, actor_user_id=granted_by)
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
@@ -528,6 +531,9 @@ def add_grant(
     grant = RoleGrant(user_id=user_id, role=role, org_node_id=node.id, granted_by=granted_by)
     db.session.add(grant)
     try:
+        db.session.flush()
+        record_grant(granted=True, user_id=user_id, grant_id=grant.id, role=role,
+                     node_id=node.id, actor_user_id=granted_by)
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
@@ -552,6 +558,8 @@ def get_grant(*, user_id: int, grant_id: int) -> tuple[RoleGrant, str]:
 def revoke_grant(*, user_id: int, grant_id: int) -> None:
     """Remove a role grant."""
     grant, _ = get_grant(user_id=user_id, grant_id=grant_id)
+    record_grant(granted=False, user_id=user_id, grant_id=grant.id, role=grant.role,
+                 node_id=grant.org_node_id)
     db.session.delete(grant)
     db.session.commit()
 
@@ -656,6 +664,14 @@ def import_residents(
             done += len(chunk)
             if progress:
                 progress(done, total)
+        # Counts only: the imported names and phones stay in the people tables.
+        communities = {row.community_id for row in plan.new_rows} or {default_community_id}
+        community = communities.pop() if len(communities) == 1 else None
+        record_event(action="resident.imported", target_type="community",
+                     target_id=community, community_id=community,
+                     detail={"rows": plan.rows, "created": len(plan.new_rows),
+                             "unchanged": plan.unchanged, "failed": failed_rows,
+                             "partial": partial})
         db.session.commit()
     except IntegrityError as exc:
         # Another import or request registered one of these phones meanwhile.

@@ -151,6 +151,7 @@ def daily_limit(*, community_id: int) -> int:
 
 def set_daily_limit(*, community_id: int, limit: int, actor_user_id: int) -> int:
     """Change the community's daily spending limit per resident."""
+    previous = daily_limit(community_id=community_id)
     now = utcnow()
     db.session.execute(
         _insert(RedemptionPolicy.__table__)
@@ -162,7 +163,7 @@ def set_daily_limit(*, community_id: int, limit: int, actor_user_id: int) -> int
     )
     record_event(actor_user_id=actor_user_id, action="redemption.daily_limit_changed",
                  target_type="community", target_id=community_id, community_id=community_id,
-                 detail={"daily_limit": limit})
+                 before={"daily_limit": previous}, after={"daily_limit": limit})
     db.session.commit()
     return limit
 
@@ -367,7 +368,8 @@ def merchant_code(*, merchant_id: int) -> dict[str, Any]:
 def reissue_merchant_code(*, merchant_id: int, actor_user_id: int) -> dict[str, Any]:
     """Bump the code version: every sticker printed before is revoked."""
     merchant = get_merchant(merchant_id=merchant_id).merchant
-    if code_version(merchant_id=merchant_id) >= MAX_CODE_VERSION:
+    previous = code_version(merchant_id=merchant_id)
+    if previous >= MAX_CODE_VERSION:
         raise Conflict("invalid_state", "this merchant's code cannot be reissued again")
     now = utcnow()
     db.session.execute(
@@ -382,7 +384,8 @@ def reissue_merchant_code(*, merchant_id: int, actor_user_id: int) -> dict[str, 
     record_event(actor_user_id=actor_user_id, action="merchant.code_reissued",
                  target_type="merchant", target_id=merchant_id,
                  community_id=merchant.org_node_id,
-                 detail={"version": code_version(merchant_id=merchant_id)})
+                 before={"version": previous},
+                 after={"version": code_version(merchant_id=merchant_id)})
     db.session.commit()
     return merchant_code(merchant_id=merchant_id)
 
@@ -1068,7 +1071,8 @@ def settle(*, merchant_id: int, points: int | None, payment_reference: str,
                  target_type="merchant", target_id=merchant.id,
                  community_id=merchant.org_node_id,
                  detail={"points": amount, "payment_reference": payment_reference,
-                         "transaction_id": transaction.id})
+                         "transaction_id": transaction.id},
+                 before={"available": available}, after={"available": available - amount})
     return 201, settlement_json(row)
 
 

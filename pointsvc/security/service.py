@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select, update
 
+from ..audit.actions.service import record_sign_in
 from ..common import as_utc, utcnow
 from ..errors import DomainError, Unauthorized, ValidationFailed
 from ..extensions import db
@@ -44,20 +45,28 @@ def sign_in(*, identifier: str, password: str) -> dict[str, Any]:
     )
     if user is None:
         burn_time(password)
+        record_sign_in(user_id=None, action="login.failed", reason="unknown_account")
+        db.session.commit()
         raise Unauthorized("invalid_credentials")
     now = utcnow()
     locked_until = as_utc(user.locked_until)
     if locked_until and locked_until > now:
         retry = int((locked_until - now).total_seconds()) + 1
+        record_sign_in(user_id=user.id, action="login.failed", reason="account_locked")
+        db.session.commit()
         raise DomainError("account_locked", status=429, headers={"Retry-After": str(retry)})
     if not verify_password(user.password_hash, password):
+        record_sign_in(user_id=user.id, action="login.failed", reason="wrong_password")
         _record_failure(user)
         raise Unauthorized("invalid_credentials")
     if not user.is_active:
+        record_sign_in(user_id=user.id, action="login.failed", reason="account_disabled")
+        db.session.commit()
         raise Unauthorized("account_disabled")
     user.failed_logins = 0
     user.locked_until = None
     pair = _token_pair(user_id=user.id, family_id=secrets.token_hex(16))
+    record_sign_in(user_id=user.id, action="login.succeeded")
     db.session.commit()
     return pair
 
