@@ -188,6 +188,14 @@ def test_erased_resident_cannot_sign_in_and_balance_stays(app, client, world):
         assert find_account(kind="resident", owner_id=lin.resident_id).balance == balance
         user = db.session.get(User, lin.user_id)
         assert (user.username, user.phone, user.is_active) == (None, None, False)
+        # Off every board: their tally rows are queued to be re-listed as hidden.
+        params = {"rid": lin.resident_id}
+        queued = db.session.execute(text(
+            "SELECT COUNT(*) FROM leaderboard_relist WHERE resident_id = :rid"), params).scalar()
+        listed = db.session.execute(text(
+            "SELECT COUNT(*) FROM leaderboard_tallies WHERE resident_id = :rid AND listed"),
+            params).scalar()
+        assert queued == 1 or listed == 0
         db.session.remove()
     # Staff now see the pseudonym where the name was.
     r = client.get(f"/api/v1/residents/{lin.resident_id}", headers=auth(app, world.admin))
