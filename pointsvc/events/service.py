@@ -43,7 +43,8 @@ from ..common import as_utc, decode_cursor, encode_cursor, mask_name, utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..ledger import rules as rulebook
-from ..ledger.awards import record_event, staff_households, take_cap
+from ..ledger.awards import record_event, staff_households
+from ..ledger.caps import CapWant, take_caps
 from ..ledger.models import Rule
 from ..ledger.service import (
     Leg,
@@ -1023,14 +1024,12 @@ def _post_lines(*, event: Event, rule: Rule, lines: list[tuple[int, int, int, in
     """Award each (resident, community, points, minutes) through post_many, after the
     rule's caps; returns resident -> (transaction id or None, points posted)."""
     result: dict[int, tuple[int | None, int]] = {}
-    capped = any(c is not None for c in (rule.cap_day, rule.cap_week, rule.cap_month))
+    granted = take_caps(rule=rule, wants=[
+        CapWant(resident_id, points, _timezone_of(community_id, event))
+        for resident_id, community_id, points, _ in lines if points > 0])
     todo = []
     for resident_id, community_id, points, minutes in lines:
-        if capped and points > 0:
-            timezone = (node_facts(node_id=community_id) or node_facts(
-                node_id=event.org_node_id)).timezone
-            points = take_cap(resident_id=resident_id, rule=rule, points=points,
-                              timezone=timezone, clip=True)
+        points = granted.get(resident_id, points)
         if points <= 0:
             result[resident_id] = (None, 0)
         else:
@@ -1054,6 +1053,10 @@ def _post_lines(*, event: Event, rule: Rule, lines: list[tuple[int, int, int, in
                                                strict=True):
         result[resident_id] = (tx_id, points)
     return result
+
+
+def _timezone_of(community_id: int, event: Event) -> str:
+    return (node_facts(node_id=community_id) or node_facts(node_id=event.org_node_id)).timezone
 
 
 def _self_and_family(actor_user_id: int) -> tuple[set[int], set[int]]:
