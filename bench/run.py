@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("me_vs_hello", "import_10k", "awards", "hot_issuance", "bulk_10k",
+BENCHMARKS = ("me_vs_hello", "import_10k", "awards", "hot_issuance", "bulk_10k", "audit",
               "big_ledger", "verify_rate", "redemption", "events_checkin", "events_render",
               "events_close", "leaderboards")
 

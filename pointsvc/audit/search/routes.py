@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -37,11 +38,14 @@ class AuditTransactions(MethodView):
     def get(self, args):
         """Search the ledger of your subtree: newest first, keyset pages, totals of the set."""
         roots = _roots("audit.search", args.get("node_id"))
-        return service.search(
+        page = service.search(
             filters=service.Filters.from_args(args), roots=roots, limit=args["limit"],
             cursor=args["cursor"], with_totals=args["totals"],
             with_memos=_may_read_memos(roots), english=wants_english(),
         )
+        # The service builds exactly the documented shape from plain values; dumping 200
+        # nested items through marshmallow again cost more than the SQL (profiled).
+        return jsonify(page)
 
 
 @blp.route("/audit/transactions/export")

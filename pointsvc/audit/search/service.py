@@ -23,11 +23,12 @@ from ...extensions import db
 from .. import streaming
 
 # Points a transaction moved: the sum of its positive entries (see the module docstring).
+# (PostgreSQL sums bigints as numeric: cast back so drivers hand out ints.)
 AMOUNT_SQL = (
-    "(SELECT COALESCE(SUM(x.amount), 0) FROM ledger_entries x "
-    "WHERE x.transaction_id = t.id AND x.amount > 0)"
+    "CAST((SELECT COALESCE(SUM(x.amount), 0) FROM ledger_entries x "
+    "WHERE x.transaction_id = t.id AND x.amount > 0) AS BIGINT)"
 )
-FETCH_ROWS = 2000  # rows per round trip of the export cursor: one batch in memory at a time
+FETCH_ROWS = 1000  # rows per round trip of the export cursor: one batch in memory at a time
 
 EXPORT_COLUMNS = (
     "id", "created_at", "kind", "community_id", "community_name", "district_id", "rule_code",
@@ -181,8 +182,10 @@ def _where(filters: Filters, roots: list[str]) -> _Where:
 _PAGE = """
 SELECT t.id, t.kind, t.created_at, t.community_id, t.district_id, t.rule_code,
        t.rule_version, t.category, t.quantity, t.subject_resident_id, t.actor_user_id,
-       t.reference_type, t.reference_id, t.reverses_id, t.shortfall
+       t.reference_type, t.reference_id, t.reverses_id, t.shortfall, n.{name}, {memo}
 FROM ledger_transactions t
+LEFT JOIN org_nodes n ON n.id = t.community_id
+{memo_join}
 WHERE {where}
 ORDER BY t.id DESC
 LIMIT %(limit)s
@@ -207,13 +210,17 @@ def search(
     if cursor:
         clause += " AND t.id < %(before)s"
         params["before"] = decode_id_cursor(cursor)
-    found = sql.rows(_PAGE.format(where=clause), params)
+    found = sql.rows(_PAGE.format(
+        where=clause, name="name_en" if english else "name_zh",
+        memo="m.memo, m.evidence_ref" if with_memos else "NULL, NULL",
+        memo_join="LEFT JOIN ledger_memos m ON m.transaction_id = t.id" if with_memos else "",
+    ), params)
     page = found[:limit]
     next_cursor = encode_cursor([page[-1][0]]) if len(found) > limit else None
     totals = None
     if with_totals and not cursor:
         totals = _totals(where)
-    return {"items": _items(page, with_memos=with_memos, english=english),
+    return {"items": _items(page),
             "next_cursor": next_cursor, "totals": totals}
 
 
@@ -230,35 +237,27 @@ def _totals(where: _Where) -> dict[str, Any]:
             "amount": sum(v["amount"] for v in by_kind.values()), "by_kind": by_kind}
 
 
-def _items(page: list[tuple], *, with_memos: bool, english: bool) -> list[dict[str, Any]]:
+def _items(page: list[tuple]) -> list[dict[str, Any]]:
     if not page:
         return []
-    ids = _int_list([row[0] for row in page])
     entries: dict[int, list[dict[str, Any]]] = {}
     for tx_id, account_id, kind, owner_id, amount in sql.rows(
         "SELECT e.transaction_id, e.account_id, a.kind, a.owner_id, e.amount "
         "FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id "
-        f"WHERE e.transaction_id IN ({ids}) ORDER BY e.id"
+        f"WHERE e.transaction_id IN ({_int_list([row[0] for row in page])}) ORDER BY e.id"
     ):
         entries.setdefault(tx_id, []).append(
             {"account_id": account_id, "account_kind": kind, "owner_id": owner_id,
              "amount": amount})
-    memos: dict[int, tuple[str | None, str | None]] = {}
-    if with_memos:
-        memos = {tx_id: (memo, evidence) for tx_id, memo, evidence in sql.rows(
-            "SELECT transaction_id, memo, evidence_ref FROM ledger_memos "
-            f"WHERE transaction_id IN ({ids})")}
-    names = _community_names({row[3] for row in page}, english=english)
     items = []
     for (tx_id, kind, created_at, community_id, district_id, rule_code, rule_version,
          category, quantity, resident_id, actor_id, ref_type, ref_id, reverses_id,
-         shortfall) in page:
+         shortfall, community_name, memo, evidence) in page:
         legs = entries.get(tx_id, [])
-        memo, evidence = memos.get(tx_id, (None, None))
         items.append({
             "id": tx_id, "kind": kind,
             "created_at": sql.from_db_time(created_at).isoformat(),
-            "community_id": community_id, "community_name": names.get(community_id),
+            "community_id": community_id, "community_name": community_name,
             "district_id": district_id, "rule_code": rule_code, "rule_version": rule_version,
             "category": category, "quantity": quantity,
             "amount": sum(leg["amount"] for leg in legs if leg["amount"] > 0),
@@ -269,33 +268,32 @@ def _items(page: list[tuple], *, with_memos: bool, english: bool) -> list[dict[s
     return items
 
 
-def _community_names(ids: set[int], *, english: bool) -> dict[int, str]:
-    known = [i for i in ids if i]
-    if not known:
-        return {}
-    column = "name_en" if english else "name_zh"
-    return dict(sql.rows(f"SELECT id, {column} FROM org_nodes WHERE id IN ({_int_list(known)})"))
-
-
 # --- export ----------------------------------------------------------------------------------
 
+# One row per transaction: the database folds the entries (amount and an "entries" text
+# such as "issuance:3:-5 resident:101:+5") so Python only writes rows.
 _EXPORT = """
 SELECT t.id, t.created_at, t.kind, t.community_id, n.name_zh, t.district_id, t.rule_code,
-       t.rule_version, t.category, t.subject_resident_id, t.actor_user_id, t.reference_type,
-       t.reference_id, t.reverses_id, t.shortfall, {memo}, e.account_id, a.kind, e.amount
+       t.rule_version, t.category, {amount}, t.subject_resident_id, t.actor_user_id,
+       t.reference_type, t.reference_id, t.reverses_id, t.shortfall,
+       (SELECT {aggregate}(a.kind || ':' || x.account_id || ':'
+                           || CASE WHEN x.amount > 0 THEN '+' ELSE '' END || x.amount, ' '
+                           {order})
+        FROM ledger_entries x JOIN ledger_accounts a ON a.id = x.account_id
+        WHERE x.transaction_id = t.id),
+       {memo}
 FROM ledger_transactions t
-JOIN ledger_entries e ON e.transaction_id = t.id
-JOIN ledger_accounts a ON a.id = e.account_id
 LEFT JOIN org_nodes n ON n.id = t.community_id
 {memo_join}
 WHERE {where}
-ORDER BY t.id, e.id
+ORDER BY t.id
 """
+_ENTRIES_AT = 16  # position of the entries text in an export row
 
 
 @dataclass(frozen=True)
 class ExportQuery:
-    """A prepared export: the statement and its parameters in psycopg's pyformat."""
+    """A prepared export: the statement (psycopg pyformat) and its parameters."""
 
     statement: str
     params: dict[str, Any]
@@ -305,8 +303,11 @@ def prepare_export(*, filters: Filters, roots: list[str], with_memos: bool = Tru
                    ) -> ExportQuery:
     """Build the export statement now (inside the request), so streaming needs no session."""
     where = _where(filters, roots)
+    postgresql = sql.is_postgresql()
     statement = _EXPORT.format(
-        where=where.sql(),
+        where=where.sql(), amount=AMOUNT_SQL,
+        aggregate="string_agg" if postgresql else "group_concat",
+        order="ORDER BY x.id" if postgresql else "",
         memo="m.memo" if with_memos else "NULL",
         memo_join="LEFT JOIN ledger_memos m ON m.transaction_id = t.id" if with_memos else "",
     )
@@ -319,13 +320,15 @@ def export_rows(*, query: ExportQuery, export_format: str,
 
     Streams from a connection of its own: a named (server-side) cursor on PostgreSQL,
     fetchmany on SQLite, so at most FETCH_ROWS rows are held whatever the export's size.
-    `on_batch(n)` is told how many transactions each batch completed (progress bars).
+    `on_batch(n)` is told the size of each batch (progress bars).
     """
     connection = db.engine.raw_connection()
     postgresql = db.engine.dialect.name == "postgresql"
     try:
         driver = connection.driver_connection
         if postgresql:
+            # Times in UTC for this read only (SET LOCAL ends with the transaction).
+            driver.execute("SET LOCAL TIME ZONE 'UTC'")
             cursor = driver.cursor(name=f"audit_export_{uuid.uuid4().hex[:12]}")
             cursor.itersize = FETCH_ROWS
             statement = query.statement
@@ -333,7 +336,16 @@ def export_rows(*, query: ExportQuery, export_format: str,
             cursor = driver.cursor()
             statement = sql._for_sqlite(query.statement)
         cursor.execute(statement, query.params)
-        yield from _group(_batches(cursor), export_format, on_batch)
+        as_text = export_format == "csv"
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            for row in batch:
+                created_at = row[1]
+                created = (created_at.isoformat() if isinstance(created_at, datetime)
+                           else sql.from_db_time(created_at).isoformat())
+                entries = row[_ENTRIES_AT] if as_text else _entry_list(row[_ENTRIES_AT])
+                yield (row[0], created, *row[2:_ENTRIES_AT], entries, row[_ENTRIES_AT + 1])
+            if on_batch is not None:
+                on_batch(len(batch))
         cursor.close()
     finally:
         if postgresql:
@@ -341,48 +353,14 @@ def export_rows(*, query: ExportQuery, export_format: str,
         connection.close()
 
 
-def _batches(cursor: Any) -> Iterator[list[tuple]]:
-    while True:
-        batch = cursor.fetchmany(FETCH_ROWS)
-        if not batch:
-            return
-        yield batch
-
-
-def _group(batches: Iterator[list[tuple]], export_format: str,
-           on_batch: Any) -> Iterator[tuple[Any, ...]]:
-    """Fold the (transaction × entry) rows, ordered by transaction, into one row each."""
-    as_text = export_format == "csv"
-    current: list[Any] | None = None
-    legs: list[Any] = []
-    amount = 0
-
-    def finish() -> tuple[Any, ...]:
-        head = current
-        return (head[0], sql.from_db_time(head[1]).isoformat(), *head[2:9], amount,
-                *head[9:15], " ".join(legs) if as_text else legs, head[15])
-
-    for batch in batches:
-        done = 0
-        for row in batch:
-            if current is None or row[0] != current[0]:
-                if current is not None:
-                    yield finish()
-                    done += 1
-                current, legs, amount = list(row[:16]), [], 0
-            account_id, account_kind, entry_amount = row[16], row[17], row[18]
-            if entry_amount > 0:
-                amount += entry_amount
-            # "resident:101:+5": starts with a letter, so a spreadsheet never reads a formula.
-            legs.append(f"{account_kind}:{account_id}:{entry_amount:+d}" if as_text else
-                        {"account_id": account_id, "account_kind": account_kind,
-                         "amount": entry_amount})
-        if on_batch is not None and done:
-            on_batch(done)
-    if current is not None:
-        yield finish()
-        if on_batch is not None:
-            on_batch(1)
+def _entry_list(text: str | None) -> list[dict[str, Any]]:
+    legs = []
+    for leg in (text or "").split(" "):
+        if leg:
+            kind, account_id, amount = leg.split(":")
+            legs.append({"account_id": int(account_id), "account_kind": kind,
+                         "amount": int(amount)})
+    return legs
 
 
 def export_response(*, query: ExportQuery, export_format: str, filename: str) -> Any:
