@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ...common import PageArgs, StrictSchema
@@ -24,8 +26,11 @@ class ActionFilterArgs(StrictSchema):
     target_id = fields.String(validate=validate.Length(min=1, max=64))
     node_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID),
                              metadata={"description": "only actions on this node's subtree"})
-    start = fields.AwareDateTime(data_key="from", metadata={"description": "inclusive"})
-    end = fields.AwareDateTime(data_key="to", metadata={"description": "exclusive"})
+    # Without an offset a time is UTC, as in the ledger search.
+    start = fields.AwareDateTime(data_key="from", default_timezone=UTC,
+                                 metadata={"description": "inclusive; UTC without an offset"})
+    end = fields.AwareDateTime(data_key="to", default_timezone=UTC,
+                               metadata={"description": "exclusive; UTC without an offset"})
 
     @validates_schema
     def _window(self, data: dict, **_: object) -> None:

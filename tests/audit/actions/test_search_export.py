@@ -86,7 +86,7 @@ def test_scope_isolation(app, client, world):  # noqa: F811
     {"action": "Award.Posted"}, {"action": "award..posted"}, {"action": "a" * 70},
     {"actor": "abc"}, {"actor": 0}, {"node_id": -1}, {"limit": 0}, {"limit": 1000},
     {"cursor": "not-a-cursor"}, {"from": "2026-13-01T00:00:00Z"},
-    {"from": "2026-12-01T00:00:00"},  # no time zone
+    {"from": "yesterday"},
     {"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
     {"target_id": "5"}, {"target_type": "Bad Type"}, {"surprise": "1"},
 ])
@@ -94,6 +94,14 @@ def test_bad_input_is_422(app, client, world, query):  # noqa: F811
     r = client.get(URL, query_string=query, headers=auth(app, world.admin))
     assert r.status_code == 422, (query, r.get_json())
     assert r.mimetype == "application/problem+json"
+
+
+def test_a_time_without_offset_is_utc(app, client, world):  # noqa: F811
+    _activity(client, app, world)
+    first = min(logged(client, app, world.admin), key=lambda row: row["id"])["created_at"]
+    naive = first.split("+")[0]
+    assert logged(client, app, world.admin, to=naive) == []
+    assert logged(client, app, world.admin, **{"from": naive})
 
 
 def test_unknown_node_is_404_and_bad_format_422(app, client, world):  # noqa: F811
