@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -24,9 +24,15 @@ class MyExport(MethodView):
     def get(self):
         """Everything the service holds about me, streamed as one JSON document."""
         resident_id, user_id = service.resident_of_user(user_id=current_principal().user_id)
-        response = Response(stream_with_context(
-            service.export_chunks(resident_id=resident_id, user_id=user_id)),
-            mimetype="application/json")
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def chunks():  # type: ignore[no-untyped-def]
+            # Its own app context (and so its own session), entered only when the body is
+            # read: a response never read leaves no context pushed (stream_with_context would).
+            with app.app_context():
+                yield from service.export_chunks(resident_id=resident_id, user_id=user_id)
+
+        response = Response(chunks(), mimetype="application/json")
         response.headers["Content-Disposition"] = (
             f'attachment; filename="personal-data-{resident_id}.json"')
         response.headers["Cache-Control"] = "private, no-store"
