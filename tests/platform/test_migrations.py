@@ -27,14 +27,11 @@ from tests.conftest import test_config as base_config
 
 
 def _import_all_models() -> None:
-    """Every pointsvc.<domain>.models module, so the metadata holds every table."""
-    for module in pkgutil.iter_modules(pointsvc.__path__):
-        if module.ispkg:
-            try:
-                importlib.import_module(f"pointsvc.{module.name}.models")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"pointsvc.{module.name}.models":
-                    raise
+    """Every models module under pointsvc (audit/appeals/models too), so the metadata holds
+    every table."""
+    for module in pkgutil.walk_packages(pointsvc.__path__, "pointsvc."):
+        if module.name.endswith(".models"):
+            importlib.import_module(module.name)
 
 
 @pytest.fixture(params=BACKENDS)
