@@ -74,6 +74,7 @@ class Window:
     paths: list[str]
     english: bool
     settings: dict[str, int] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
 
     def params(self, **extra: Any) -> dict[str, Any]:
         values = {"start": sql.db_time(self.start), "end": sql.db_time(self.end)}
@@ -93,6 +94,26 @@ class Window:
     @property
     def cap(self) -> int:
         return self.settings["ANOMALY_EVIDENCE_LIMIT"]
+
+    def ledger_bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest id of the subtree's transactions in the window (cached).
+
+        Given to the planner as constants, they turn the join to ledger_entries into one
+        range of its transaction_id index instead of a scan of every entry ever posted
+        (measured: the difference between ~5 s and well under one on 4M entries).
+        """
+        if "bounds" not in self._cache:
+            row = sql.one(_LEDGER_BOUNDS.format(scope=self.scope("n")), self.params())
+            self._cache["bounds"] = None if row is None or row[0] is None else (
+                int(row[0]), int(row[1]))
+        return self._cache["bounds"]
+
+
+_LEDGER_BOUNDS = """
+SELECT MIN(t.id), MAX(t.id) FROM ledger_transactions t
+WHERE t.community_id IN (SELECT n.id FROM org_nodes n WHERE {scope})
+  AND t.created_at >= %(start)s AND t.created_at < %(end)s
+"""
 
 
 def resolve_window(*, start: datetime | None, end: datetime | None,
@@ -126,6 +147,10 @@ def report(*, start: datetime, end: datetime, paths: list[str], english: bool,
     settings = {name: int(current_app.config[name]) for name in SETTINGS}
     window = Window(start=start, end=end, paths=narrowest(paths), english=english,
                     settings=settings)
+    if sql.is_postgresql():
+        # Compiling these one-off aggregates (JIT) cost ~0.9 s a query on 4M entries, more
+        # than running them; LOCAL: only for this read-only transaction.
+        sql.rows("SET LOCAL jit = off")
     items: list[Anomaly] = []
     truncated: list[str] = []
     wanted = set(detectors)
@@ -184,6 +209,7 @@ WITH earned AS (
   JOIN ledger_entries e ON e.transaction_id = t.id
   WHERE t.community_id IN (SELECT n.id FROM org_nodes n WHERE {scope})
     AND t.created_at >= %(start)s AND t.created_at < %(end)s
+    AND t.id BETWEEN %(lo)s AND %(hi)s AND e.transaction_id BETWEEN %(lo)s AND %(hi)s
     AND t.kind IN ('award', 'adjustment') AND t.subject_resident_id IS NOT NULL
     AND e.amount > 0 AND e.balance_after IS NOT NULL
   GROUP BY t.community_id, t.subject_resident_id
@@ -214,6 +240,7 @@ SELECT resident_id, id, points FROM (
   JOIN ledger_entries e ON e.transaction_id = t.id
   WHERE t.subject_resident_id IN {residents}
     AND t.created_at >= %(start)s AND t.created_at < %(end)s
+    AND t.id BETWEEN %(lo)s AND %(hi)s AND e.transaction_id BETWEEN %(lo)s AND %(hi)s
     AND t.kind IN ('award', 'adjustment') AND e.amount > 0 AND e.balance_after IS NOT NULL
 ) ranked WHERE rn <= %(cap)s ORDER BY resident_id, rn
 """
@@ -223,14 +250,18 @@ def high_earners(window: Window) -> tuple[list[Anomaly], list[str]]:
     """Residents whose earnings exceed both k × their community's median and a floor."""
     s = window.settings
     factor, floor = s["ANOMALY_EARNER_FACTOR"], s["ANOMALY_EARNER_MIN_POINTS"]
+    bounds = window.ledger_bounds()
+    if bounds is None:  # no transaction in the window and subtree
+        return [], []
+    lo, hi = bounds
     found, more = _capped(sql.rows(_EARNERS.format(scope=window.scope("n")), window.params(
-        min_earners=s["ANOMALY_EARNER_MIN_EARNERS"], min_points=floor, factor=factor)),
-        window, "high_earner")
+        min_earners=s["ANOMALY_EARNER_MIN_EARNERS"], min_points=floor, factor=factor,
+        lo=lo, hi=hi)), window, "high_earner")
     if not found:  # the usual answer: no evidence to fetch
         return [], more
     residents, params = _in_list("r", [row[1] for row in found])
     evidence = _group(sql.rows(_EARNER_EVIDENCE.format(residents=residents),
-                               window.params(cap=window.cap, **params)))
+                               window.params(cap=window.cap, lo=lo, hi=hi, **params)))
     items = []
     for community_id, resident_id, points, awards, median, earners in found:
         # PostgreSQL sums bigints as numeric (Decimal): back to plain numbers here.
@@ -268,17 +299,18 @@ def _group(found: list[tuple]) -> dict[Any, list[tuple]]:
 
 # Event attendance is posted by whoever closes the event, from scans: not the closer's
 # discretion, so it is left out (else a weekly event's organiser would always show up).
+# Counted on the transactions alone (no join to the entries); the points of the flagged
+# pairs (net: a negative adjustment counts against) are summed afterwards.
 _REPEATS = """
 SELECT t.actor_user_id, t.subject_resident_id, t.community_id, COUNT(*) AS awards,
-       SUM(e.amount) AS points, MIN(t.created_at), MAX(t.created_at)
+       MIN(t.created_at), MAX(t.created_at)
 FROM ledger_transactions t
-JOIN ledger_entries e ON e.transaction_id = t.id
 WHERE t.community_id IN (SELECT n.id FROM org_nodes n WHERE {scope})
   AND t.created_at >= %(start)s AND t.created_at < %(end)s
+  AND t.id BETWEEN %(lo)s AND %(hi)s
   AND t.kind IN ('award', 'adjustment') AND t.actor_user_id IS NOT NULL
   AND t.subject_resident_id IS NOT NULL
   AND (t.reference_type IS NULL OR t.reference_type <> 'event_attendance')
-  AND e.amount > 0 AND e.balance_after IS NOT NULL
 GROUP BY t.actor_user_id, t.subject_resident_id, t.community_id
 HAVING COUNT(*) >= %(min_awards)s
 ORDER BY COUNT(*) DESC, t.actor_user_id, t.subject_resident_id
@@ -286,13 +318,16 @@ LIMIT %(limit)s
 """
 
 _REPEAT_EVIDENCE = """
-SELECT actor_user_id, subject_resident_id, id FROM (
+SELECT actor_user_id, subject_resident_id, id, points FROM (
   SELECT t.actor_user_id, t.subject_resident_id, t.id,
+         SUM(e.amount) OVER (PARTITION BY t.actor_user_id, t.subject_resident_id) AS points,
          ROW_NUMBER() OVER (PARTITION BY t.actor_user_id, t.subject_resident_id
                             ORDER BY t.id DESC) AS rn
   FROM ledger_transactions t
+  JOIN ledger_entries e ON e.transaction_id = t.id AND e.balance_after IS NOT NULL
   WHERE t.subject_resident_id IN {residents} AND t.actor_user_id IN {actors}
     AND t.created_at >= %(start)s AND t.created_at < %(end)s
+    AND t.id BETWEEN %(lo)s AND %(hi)s AND e.transaction_id BETWEEN %(lo)s AND %(hi)s
     AND t.kind IN ('award', 'adjustment')
     AND (t.reference_type IS NULL OR t.reference_type <> 'event_attendance')
 ) ranked WHERE rn <= %(cap)s ORDER BY actor_user_id, subject_resident_id, rn
@@ -302,21 +337,27 @@ SELECT actor_user_id, subject_resident_id, id FROM (
 def repeated_awards(window: Window) -> tuple[list[Anomaly], list[str]]:
     """Staff → resident pairs with at least N awards in the window."""
     minimum = window.settings["ANOMALY_REPEAT_MIN_AWARDS"]
+    bounds = window.ledger_bounds()
+    if bounds is None:
+        return [], []
+    lo, hi = bounds
     found, more = _capped(sql.rows(_REPEATS.format(scope=window.scope("n")),
-                                   window.params(min_awards=minimum)),
+                                   window.params(min_awards=minimum, lo=lo, hi=hi)),
                           window, "repeated_awards")
     if not found:
         return [], more
     residents, r_params = _in_list("r", {row[1] for row in found})
     actors, a_params = _in_list("a", {row[0] for row in found})
     ids: dict[tuple[int, int], list[int]] = {}
-    for actor, resident, tx in sql.rows(
+    sums: dict[tuple[int, int], int] = {}
+    for actor, resident, tx, points in sql.rows(
             _REPEAT_EVIDENCE.format(residents=residents, actors=actors),
-            window.params(cap=window.cap, **r_params, **a_params)):
+            window.params(cap=window.cap, lo=lo, hi=hi, **r_params, **a_params)):
         ids.setdefault((actor, resident), []).append(tx)
+        sums[(actor, resident)] = int(points)
     items = []
-    for actor, resident, community_id, awards, points, first, last in found:
-        awards, points = int(awards), int(points)
+    for actor, resident, community_id, awards, first, last in found:
+        awards, points = int(awards), sums.get((actor, resident), 0)
         items.append(Anomaly(
             "repeated_awards", _severity(awards, minimum), "staff", actor, community_id,
             window.say("工作人员 {actor} 在此期间向居民 {resident} 发放积分 {awards} 次，共 "
@@ -632,6 +673,7 @@ WITH manual AS (
   WHERE t.kind = 'adjustment' AND t.actor_user_id IS NOT NULL
     AND (t.reference_type IS NULL OR t.reference_type <> 'approval')
     AND t.created_at >= %(start)s AND t.created_at < %(end)s
+    AND t.id BETWEEN %(lo)s AND %(hi)s AND e.transaction_id BETWEEN %(lo)s AND %(hi)s
     AND t.community_id IN (SELECT n.id FROM org_nodes n WHERE {scope})
 ), near AS (
   SELECT m.actor, m.community_id, m.points, m.source, m.ref_id,
@@ -655,8 +697,9 @@ def near_threshold_adjustments(window: Window) -> tuple[list[Anomaly], list[str]
     """Staff members repeatedly requesting manual adjustments just under the threshold."""
     s = window.settings
     band, minimum = s["ANOMALY_ADJUSTMENT_BAND_PERCENT"], s["ANOMALY_ADJUSTMENT_MIN_COUNT"]
+    lo, hi = window.ledger_bounds() or (0, -1)  # (0, -1): no transactions, requests only
     found = sql.rows(_NEAR_THRESHOLD.format(scope=window.scope("n")), window.params(
-        band=band, min_count=minimum, cap=window.cap,
+        band=band, min_count=minimum, cap=window.cap, lo=lo, hi=hi,
         default_threshold=DEFAULT_APPROVAL_THRESHOLD))
     groups: dict[tuple[int, int], list[tuple]] = {}
     for actor, community_id, *rest in found:
