@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Flask, Response, current_app
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 # Excel guesses a legacy code page for a CSV without a byte-order mark and garbles Chinese.
@@ -50,14 +50,46 @@ def export_response(
     *, export_format: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
     filename: str,
 ) -> Response:
-    """A streamed attachment in the chosen format ("csv" or "ndjson")."""
+    """A streamed attachment in the chosen format ("csv" or "ndjson").
+
+    `rows` must be lazy (a generator): it is first iterated after the view has returned,
+    inside an app context of its own, so it reads through a session of its own.
+    """
     chunks = csv_chunks if export_format == "csv" else ndjson_chunks
-    response = Response(stream_with_context(chunks(columns=columns, rows=rows)),
-                        mimetype=FORMATS[export_format])
+    body = _in_app_context(current_app._get_current_object(),  # type: ignore[attr-defined]
+                           chunks(columns=columns, rows=rows))
+    response = Response(body, mimetype=FORMATS[export_format])
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{filename}.{export_format}"'
     )
     return response
+
+
+def _in_app_context(app: Flask, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    # Not stream_with_context, and no context held across a yield: a body that is never
+    # read to the end (a client hanging up, a test) is closed by the garbage collector
+    # wherever it happens to run, and a context pushed elsewhere cannot be popped there.
+    # So each chunk is made inside a context of its own (and a session of its own).
+    try:
+        while True:
+            with app.app_context():
+                try:
+                    chunk = next(chunks, None)
+                finally:
+                    _remove_session()
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        with app.app_context():
+            chunks.close()  # type: ignore[attr-defined]
+            _remove_session()
+
+
+def _remove_session() -> None:
+    from ..extensions import db
+
+    db.session.remove()
 
 
 def _csv_safe(value: Any) -> Any:
