@@ -36,19 +36,19 @@ def test_append_only_tables_refuse_update_and_delete(app, client, world, stateme
         assert check_invariants() == []
 
 
-def _tamper(app, backend, sql):
+def _tamper(app, backend, sql, table="ledger_entries"):
     """Alter a row behind the triggers' back, as an attacker with database access could."""
     with app.app_context():
         if backend == "postgresql":
-            db.session.execute(text("ALTER TABLE ledger_entries DISABLE TRIGGER USER"))
+            db.session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             db.session.execute(text(sql))
-            db.session.execute(text("ALTER TABLE ledger_entries ENABLE TRIGGER USER"))
+            db.session.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
         else:
-            db.session.execute(text("DROP TRIGGER ledger_entries_no_update"))
+            db.session.execute(text(f"DROP TRIGGER {table}_no_update"))
             db.session.execute(text(sql))
             db.session.execute(text(
-                "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
-                "BEGIN SELECT RAISE(ABORT, 'append-only table ledger_entries: UPDATE refused'); "
+                f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'append-only table {table}: UPDATE refused'); "
                 "END"))
         db.session.commit()
 
@@ -201,22 +201,6 @@ def test_outsider_script_checks_a_proof(app, client, world, tmp_path):
     assert bad.returncode == 1 and "FAIL" in bad.stdout
 
 
-def _tamper_transactions(app, backend, sql):
-    with app.app_context():
-        if backend == "postgresql":
-            db.session.execute(text("ALTER TABLE ledger_transactions DISABLE TRIGGER USER"))
-            db.session.execute(text(sql))
-            db.session.execute(text("ALTER TABLE ledger_transactions ENABLE TRIGGER USER"))
-        else:
-            db.session.execute(text("DROP TRIGGER ledger_transactions_no_update"))
-            db.session.execute(text(sql))
-            db.session.execute(text(
-                "CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON "
-                "ledger_transactions BEGIN SELECT RAISE(ABORT, 'append-only table "
-                "ledger_transactions: UPDATE refused'); END"))
-        db.session.commit()
-
-
 def test_database_recomputation_agrees_with_python(app, client, world, backend):
     """Every kind of row verifies both ways; a non-ASCII field falls back to Python."""
     from pointsvc.ledger.checks import _mismatches_in_database
@@ -246,13 +230,13 @@ def test_database_recomputation_agrees_with_python(app, client, world, backend):
             assert _mismatches_in_database() == [odd_id]  # non-ASCII: left to Python
         assert verify_ledger() == []
         assert verify_ledger(independent=True) == []
-    _tamper_transactions(app, backend, f"UPDATE ledger_transactions SET rule_code = 'x' "
-                                       f"WHERE id = {earned['id']}")
+    _tamper(app, backend, f"UPDATE ledger_transactions SET rule_code = 'x' "
+                          f"WHERE id = {earned['id']}", table="ledger_transactions")
     runner = app.test_cli_runner()
     for args in (["ledger", "verify"], ["ledger", "verify", "--independent"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 1
         assert f"transaction {earned['id']}: content hash does not recompute" in result.output
-    _tamper_transactions(app, backend, f"UPDATE ledger_transactions SET "
-                                       f"rule_code = 'garbage-sorting' WHERE id = {earned['id']}")
+    _tamper(app, backend, f"UPDATE ledger_transactions SET rule_code = 'garbage-sorting' "
+                          f"WHERE id = {earned['id']}", table="ledger_transactions")
     assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
