@@ -152,18 +152,15 @@ def _where(filters: Filters, roots: list[str]) -> _Where:
             params[f"kind{n}"] = kind
             names.append(f"%(kind{n})s")
         add(f"t.kind IN ({', '.join(names)})")
-    if filters.rule_code is not None:
-        add("t.rule_code = %(rule)s")
-        params["rule"] = filters.rule_code
-    if filters.actor_user_id is not None:
-        add("t.actor_user_id = %(actor)s")
-        params["actor"] = filters.actor_user_id
-    if filters.reference_type is not None:
-        add("t.reference_type = %(ref_type)s")
-        params["ref_type"] = filters.reference_type
-    if filters.reference_id is not None:
-        add("t.reference_id = %(ref_id)s")
-        params["ref_id"] = filters.reference_id
+    for column, name, value in (
+        ("t.rule_code", "rule", filters.rule_code),
+        ("t.actor_user_id", "actor", filters.actor_user_id),
+        ("t.reference_type", "ref_type", filters.reference_type),
+        ("t.reference_id", "ref_id", filters.reference_id),
+    ):
+        if value is not None:
+            add(f"{column} = %({name})s")
+            params[name] = value
     if filters.start is not None:
         add("t.created_at >= %(start)s")
         params["start"] = sql.db_time(filters.start)
