@@ -50,23 +50,6 @@ REUSE = os.environ.get("BENCH_AUDIT_REUSE") == "1"
 WORLD_FILE = Path(tempfile.gettempdir()) / "pointsvc-bench-audit-world.json"
 
 
-def _drop_secondary(conn) -> tuple[list, list]:  # type: ignore[no-untyped-def]
-    indexes = conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
-        "('ledger_transactions', 'ledger_entries') AND indexname NOT LIKE 'pk_%'").fetchall()
-    constraints = conn.execute(
-        "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) "
-        "FROM pg_constraint WHERE contype = 'u' AND conrelid::regclass::text IN "
-        "('ledger_transactions', 'ledger_entries')").fetchall()
-    for name, table, _definition in constraints:
-        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-    names = {n for n, _t, _d in constraints}
-    for name, _definition in indexes:
-        if name not in names:
-            conn.execute(f'DROP INDEX "{name}"')
-    return [(n, d) for n, d in indexes if n not in names], constraints
-
-
 def seed(url: str, world: c.World) -> dict:
     """COPY a year of mixed postings; every transaction sums to zero, balances run true."""
     import psycopg
@@ -81,7 +64,7 @@ def seed(url: str, world: c.World) -> dict:
     with psycopg.connect(c.psycopg_url(url)) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        indexes, constraints = _drop_secondary(conn)
+        indexes, constraints = c.drop_ledger_secondary(conn)
         stamp = now.isoformat()
         balances = [0] * RESIDENTS
         merchant_balances = [0] * COMMUNITIES
@@ -171,24 +154,9 @@ def seed(url: str, world: c.World) -> dict:
                                for n in range(COMMUNITIES) for s in range(16)))
         conn.commit()
         index_started = time.perf_counter()
-        for _name, definition in indexes:
-            conn.execute(definition)
-        for name, table, definition in constraints:
-            conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-        for table in ("ledger_transactions", "ledger_entries", "ledger_accounts"):
-            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                         f"(SELECT max(id) FROM {table}))")
-        conn.commit()
+        c.rebuild_ledger_secondary(conn, indexes, constraints)
         timings["index_s"] = time.perf_counter() - index_started
-    vacuum_started = time.perf_counter()
-    c.analyze(url)
-    timings["vacuum_analyze_s"] = time.perf_counter() - vacuum_started
-    timings["total_s"] = time.perf_counter() - started
-    with psycopg.connect(c.psycopg_url(url)) as conn:
-        timings["entries"] = conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
-        timings["database_size"] = conn.execute(
-            "SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
-    return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in timings.items()}
+    return c.finish_seed(url, timings, started)
 
 
 def _community_auditor(app, community_id: int) -> int:  # type: ignore[no-untyped-def]

@@ -367,6 +367,55 @@ def analyze(database_url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+def drop_ledger_secondary(conn) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    """Drop the ledger's secondary indexes and unique constraints before a bulk COPY.
+
+    Returns (indexes, constraints) for rebuild_ledger_secondary(); the indexes behind the
+    constraints are left out (re-adding the constraint rebuilds them).
+    """
+    indexes = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
+        "('ledger_transactions', 'ledger_entries') AND indexname NOT LIKE 'pk_%'").fetchall()
+    constraints = conn.execute(
+        "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'u' AND conrelid::regclass::text IN "
+        "('ledger_transactions', 'ledger_entries')").fetchall()
+    for name, table, _definition in constraints:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    names = {n for n, _t, _d in constraints}
+    for name, _definition in indexes:
+        if name not in names:
+            conn.execute(f'DROP INDEX "{name}"')
+    return [(n, d) for n, d in indexes if n not in names], constraints
+
+
+def rebuild_ledger_secondary(conn, indexes: list, constraints: list) -> None:  # type: ignore[no-untyped-def]
+    """Recreate what drop_ledger_secondary() dropped and move the id sequences past the COPY."""
+    for _name, definition in indexes:
+        conn.execute(definition)
+    for name, table, definition in constraints:
+        conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    for table in ("ledger_transactions", "ledger_entries", "ledger_accounts"):
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                     f"(SELECT max(id) FROM {table}))")
+    conn.commit()
+
+
+def finish_seed(database_url: str, timings: dict, started: float) -> dict:
+    """VACUUM ANALYZE, then the seed's timings with the entry count and database size."""
+    import psycopg
+
+    vacuum_started = time.perf_counter()
+    analyze(database_url)
+    timings["vacuum_analyze_s"] = time.perf_counter() - vacuum_started
+    timings["total_s"] = time.perf_counter() - started
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        timings["entries"] = conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
+        timings["database_size"] = conn.execute(
+            "SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+    return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in timings.items()}
+
+
 # --- reporting -----------------------------------------------------------------------------
 
 
