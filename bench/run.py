@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ("me_vs_hello", "import_10k", "awards", "hot_issuance", "bulk_10k", "audit",
               "big_ledger", "verify_rate", "redemption", "events_checkin", "events_render",
-              "events_close", "leaderboards")
+              "events_close", "leaderboards", "web_pages")
 
 
 def main(argv: list[str]) -> int:
