@@ -133,6 +133,7 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     checkin,
     console,
     console_anomalies,
+    console_audit,
     console_events,
     console_people,
     console_seals,

@@ -45,6 +45,7 @@ def console():
     principal = current_principal()
     return render_template("web/console/home.html",
                            may_award=principal.may("awards.create"),
+                           may_audit=principal.may("audit.search"),
                            pending=len(pending_awards(
                                scope_paths=principal.scope_paths("awards.approve"))))
 
