@@ -159,12 +159,16 @@ def demo_ids(database_url: str) -> dict[str, str]:
         redemption = one("SELECT r.id FROM redemptions r WHERE r.merchant_id = %s ORDER BY "
                          "(SELECT count(*) FROM redemption_refunds f "
                          "WHERE f.redemption_id = r.id) DESC, r.id LIMIT 1", merchant)
+        # The rule the demo's events pay by (its newest version), for the rule pages.
+        rule = conn.execute(
+            "SELECT id FROM ledger_rules WHERE code = 'volunteer-hour' "
+            "ORDER BY version DESC, id DESC LIMIT 1").fetchone()
         deduction = conn.execute(
             "SELECT id FROM ledger_transactions WHERE kind = 'deduction' AND "
             "subject_resident_id = %s ORDER BY id DESC LIMIT 1", (resident,)).fetchone()
     return {"resident_id": str(resident), "merchant_id": str(merchant),
             "event_id": str(past), "/wallet/events:event_id": str(upcoming),
-            "redemption_id": str(redemption),
+            "redemption_id": str(redemption), **({"rule_id": str(rule[0])} if rule else {}),
             "_deduction": str(deduction[0]) if deduction else ""}
 
 
