@@ -136,6 +136,7 @@ from . import (  # noqa: E402,F401  (routes register on bp)
     console_audit,
     console_events,
     console_people,
+    console_rules,
     console_seals,
     events,
     honours,

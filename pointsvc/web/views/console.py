@@ -1,5 +1,6 @@
-"""The staff console, first part: find a resident, award under a rule, decide approvals,
-read the rule book. Scope is authz's: every object is checked with require_scope."""
+"""The staff console, first part: find a resident, award under a rule, decide approvals
+(the rule book is in console_rules.py). Scope is authz's: every object is checked with
+require_scope."""
 
 from __future__ import annotations
 
@@ -130,14 +131,6 @@ def console_decide(pending_id: int):
     awards.decide(pending_id=pending_id, actor_user_id=current_principal().user_id,
                   approve=decision == "approve", reason=reason)
     return redirect(url_for("web.console_approvals"))
-
-
-@bp.get("/console/rules")
-@login_required("rules.read", login_endpoint="web.till_login")
-def console_rules():
-    paths = current_principal().scope_paths("rules.read")
-    return render_template("web/console/rules.html",
-                           rules=rulebook.effective_rules(node_path=paths[0]) if paths else [])
 
 
 # --- merchants ------------------------------------------------------------------------------
