@@ -179,3 +179,88 @@ def test_close_without_key_is_refused_and_cancel_works(app, world, clock):
     assert "已取消" in text_of(page)
     # Publishing a cancelled event is a plain refusal, not a 500.
     assert staff.post(f"/console/events/{event_id}/publish").status_code == 409
+
+
+def _edit_body(**changes) -> dict:  # type: ignore[no-untyped-def]
+    return {k: v for k, v in {**FORM, **changes}.items() if k != "org_node_id"}
+
+
+def test_edit_an_event_after_creation(app, world, clock):
+    staff = _staff(app, world.organizer_a)
+    event_id = _create(staff, world, capacity="30")
+    staff.post(f"/console/events/{event_id}/publish")
+    page = staff.get(f"/console/events/{event_id}")
+    assert f"/console/events/{event_id}/edit" in page.get_data(as_text=True)
+    form = staff.get(f"/console/events/{event_id}/edit")
+    html = form.get_data(as_text=True)
+    # The form holds the event as it is: times in the community's zone, what was ticked.
+    assert 'value="2026-06-01T10:00"' in html and 'value="甲社区活动中心"' in html
+    assert 'value="30"' in html and "org_node_id" not in html
+    saved = staff.post(f"/console/events/{event_id}/edit",
+                       _edit_body(title="社区清洁日（改期）", starts_at="2026-06-02T09:00",
+                                  ends_at="2026-06-02T11:30", capacity=""))
+    assert saved.status_code == 302, text_of(saved)
+    shown = text_of(staff.get(f"/console/events/{event_id}"))
+    assert "社区清洁日（改期）" in shown and "2026-06-02 09:00" in shown and "已发布" in shown
+    api = app.test_client().get(f"/api/v1/events/{event_id}",
+                                headers=auth(app, world.admin)).get_json()
+    assert api["starts_at"].startswith("2026-06-02T01:00") and api["capacity"] is None
+    assert api["title"] == "社区清洁日（改期）"
+    # Bad input is inline with what was typed kept; nothing changed is said so.
+    bad = staff.post(f"/console/events/{event_id}/edit",
+                     _edit_body(ends_at="2026-06-01T08:00", place="新地点"))
+    assert bad.status_code == 422 and "结束时间必须晚于开始时间" in text_of(bad)
+    assert 'value="新地点"' in bad.get_data(as_text=True)
+    same = staff.post(f"/console/events/{event_id}/edit",
+                      _edit_body(title="社区清洁日（改期）", starts_at="2026-06-02T09:00",
+                                 ends_at="2026-06-02T11:30", capacity=""))
+    assert same.status_code == 422 and "没有任何改动" in text_of(same)
+    # Another community's organiser and auditors cannot edit; CSRF is required.
+    other = _staff(app, world.organizer_b)
+    assert other.get(f"/console/events/{event_id}/edit").status_code == 403
+    assert other.post(f"/console/events/{event_id}/edit", _edit_body()).status_code == 403
+    assert _staff(app, world.auditor_a).get(f"/console/events/{event_id}/edit").status_code == 403
+    assert staff.client.post(f"/console/events/{event_id}/edit",
+                             data=_edit_body(title="x")).status_code == 400
+
+
+def test_a_cancelled_event_cannot_be_edited(app, world, clock):
+    staff = _staff(app, world.organizer_a)
+    event_id = _create(staff, world)
+    staff.post(f"/console/events/{event_id}/cancel")
+    assert f"/console/events/{event_id}/edit" not in staff.get(
+        f"/console/events/{event_id}").get_data(as_text=True)
+    assert staff.get(f"/console/events/{event_id}/edit").status_code == 409
+    assert staff.post(f"/console/events/{event_id}/edit",
+                      _edit_body(title="改了")).status_code == 409
+    assert "已取消" in text_of(staff.get(f"/console/events/{event_id}"))
+
+
+def test_a_revoked_kiosk_link_stops_working(app, world, clock):
+    staff = _staff(app, world.organizer_a)
+    event_id = _create(staff, world)
+    staff.post(f"/console/events/{event_id}/publish")
+    made = staff.post(f"/console/events/{event_id}/kiosk-link")
+    url = re.search(r'id="kiosk-url" type="text" readonly value="([^"]+)"',
+                    made.get_data(as_text=True)).group(1).replace("&amp;", "&")
+    kiosk_path = url.replace("http://localhost", "")
+    screen = app.test_client()
+    assert screen.get(kiosk_path).status_code == 200
+    page = staff.get(f"/console/events/{event_id}").get_data(as_text=True)
+    assert page.count('data-testid="kiosk-link-row"') == 1
+    revoke = re.search(r'action="(/console/events/\d+/kiosk-links/\d+/revoke)"', page).group(1)
+    # Not another community's organiser, and not without the CSRF token.
+    assert _staff(app, world.organizer_b).post(revoke).status_code == 403
+    assert staff.client.post(revoke).status_code == 400
+    token = kiosk_path.split("k=", 1)[1]
+    assert screen.get(kiosk_path).status_code == 200
+    assert screen.get(f"/events/{event_id}/kiosk/state",
+                      headers={"X-Kiosk-Token": token}).status_code == 200
+    assert staff.post(revoke).status_code == 302
+    assert screen.get(kiosk_path).status_code == 403
+    assert screen.get(f"/events/{event_id}/kiosk/state",
+                      headers={"X-Kiosk-Token": token}).status_code == 403  # the 5-s poll
+    after = staff.get(f"/console/events/{event_id}").get_data(as_text=True)
+    assert 'data-testid="kiosk-link-row"' not in after
+    # Revoking it again is a plain "not found", not a 500.
+    assert staff.post(revoke).status_code == 404

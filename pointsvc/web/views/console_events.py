@@ -1,5 +1,6 @@
-"""The staff console's events: list in scope (paged), create, publish, cancel, kiosk links,
-live attendance, close and approve — the service calls of pointsvc/events/routes.py."""
+"""The staff console's events: list in scope (paged), create, edit, publish, cancel, kiosk
+links (create, revoke), live attendance, close and approve — the service calls of
+pointsvc/events/routes.py."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError as MaValidationError
 from sqlalchemy import or_, select
 
-from ...errors import DomainError, ValidationFailed
+from ...common import as_utc, utcnow
+from ...errors import Conflict, DomainError, ValidationFailed
 from ...events import service as events
-from ...events.models import CATEGORIES, EVENT_STATUSES
-from ...events.schemas import EventIn
+from ...events.models import CATEGORIES, EVENT_STATUSES, KioskLink
+from ...events.schemas import EventIn, EventPatch
 from ...extensions import db
 from ...ledger import idempotency
 from ...ledger import rules as rulebook
 from ...orgs.models import OrgNode
 from ...security.authz import current_principal, node_path_of, require_scope
+from .. import format as fmt
 from ..forms import Form, new_form_key
 from ..i18n import is_english
 from ..labels import event_label
@@ -77,23 +80,25 @@ def _local(value: str, form: Form, name: str) -> datetime | None:
     return moment
 
 
-def _read_event(form: Form) -> dict[str, Any] | None:
-    """The form as the API's EventIn body, or None with the field errors set."""
+def _read_event(form: Form, *, new: bool = True) -> dict[str, Any] | None:
+    """The form as the API's EventIn body (new) or a whole EventPatch body, or None with the
+    field errors set. On an edit an emptied optional field clears it (no limit, no cap)."""
     body: dict[str, Any] = {"category": form.value("category"),
                             "rule_code": form.value("rule_code"),
                             "signup_required": form.value("signup_required") == "1",
                             "approval_required": form.value("approval_required") == "1"}
-    node = form.integer("org_node_id", maximum=2**62)
-    if node is not None:
-        body["org_node_id"] = node
+    if new:
+        node = form.integer("org_node_id", maximum=2**62)
+        if node is not None:
+            body["org_node_id"] = node
     for name in TEXT_FIELDS:
         value = form.text(name, max_length=4000, required=name != "description")
-        if value is not None:
+        if value is not None or (not new and name == "description"):
             body[name] = value
     for name in NUMBER_FIELDS:
         number = form.integer(name, maximum=1_000_000, minimum=0 if name == "points_cap" else 1,
                               required=False)
-        if number is not None:
+        if number is not None or (not new and name not in form.errors):
             body[name] = number
     for name in ("starts_at", "ends_at"):
         moment = _local(form.value(name), form, name)
@@ -102,7 +107,7 @@ def _read_event(form: Form) -> dict[str, Any] | None:
     if not form.ok:
         return None
     try:
-        return EventIn().load(body)
+        return (EventIn() if new else EventPatch()).load(body)
     except MaValidationError as err:
         for name, messages in err.normalized_messages().items():
             form.errors[name] = _field_message(name, messages)
@@ -121,11 +126,11 @@ def _field_message(name: str, messages: Any) -> str:
     return _("Please check this field.") + (f" ({text})" if text else "")
 
 
-def _create_page(form: Form, status: int = 200):  # type: ignore[no-untyped-def]
+def _create_page(form: Form, status: int = 200, event=None):  # type: ignore[no-untyped-def]
     english = is_english()
-    nodes, rules = _nodes(), _rules()
+    nodes, rules = ([] if event else _nodes()), _rules()
     return render_template(
-        "web/console/event_new.html", form=form,
+        "web/console/event_new.html", form=form, event=event,
         nodes=([n.id for n in nodes], [n.name_en if english else n.name_zh for n in nodes]),
         rules=([r.code for r in rules], [r.title_en if english else r.title_zh for r in rules]),
         categories=(list(CATEGORIES), [event_label("category", c) for c in CATEGORIES])), status
@@ -182,13 +187,26 @@ def console_event_new():
     return redirect(url_for("web.console_event", event_id=event.id))
 
 
+def _kiosk_links(event_id: int) -> list[dict[str, Any]]:
+    """The event's kiosk links that still work (newest first): when made, until when."""
+    now = _now() or utcnow()
+    rows = db.session.execute(
+        select(KioskLink.id, KioskLink.created_at, KioskLink.expires_at)
+        .where(KioskLink.event_id == event_id, KioskLink.revoked_at.is_(None))
+        .order_by(KioskLink.id.desc()).limit(50)).all()
+    return [{"id": row.id, "created_at": as_utc(row.created_at),
+             "expires_at": as_utc(row.expires_at)}
+            for row in rows if as_utc(row.expires_at) > now]
+
+
 def _event_page(event, status: int = 200, **extra):  # type: ignore[no-untyped-def]
     principal = current_principal()
     path = events.event_path(event)
+    may_manage = principal.covers("events.manage", path)
     return render_template(
         "web/console/event.html", event=events.event_json(
             event, inside=events.inside_count(event_id=event.id)),
-        may_manage=principal.covers("events.manage", path),
+        may_manage=may_manage, links=_kiosk_links(event.id) if may_manage else [],
         may_approve=principal.covers("events.approve", path), key=new_form_key(),
         **extra), status
 
@@ -218,6 +236,72 @@ def console_kiosk_link(event_id: int):
                                     actor_user_id=current_principal().user_id, now=_now())
     link["url"] = request.host_url.rstrip("/") + link["path"]
     return _event_page(event, 201, kiosk=link)
+
+
+@bp.post("/console/events/<int:event_id>/kiosk-links/<int:link_id>/revoke")
+@login_required("events.manage", login_endpoint="web.till_login")
+def console_kiosk_revoke(event_id: int, link_id: int):
+    """Stop a kiosk link working (as POST …/kiosk-links/{id}/revoke): a lost screen."""
+    _staff_event(event_id, "events.manage")
+    events.revoke_kiosk_link(event_id=event_id, link_id=link_id,
+                             actor_user_id=current_principal().user_id)
+    return redirect(url_for("web.console_event", event_id=event_id))
+
+
+def _edit_form(event) -> Form:  # type: ignore[no-untyped-def]
+    """The edit form filled with the event's values, times in the community's zone."""
+    values = {name: "" if getattr(event, name) is None else str(getattr(event, name))
+              for name in ("category", "rule_code", *TEXT_FIELDS, *NUMBER_FIELDS)}
+    for name in ("starts_at", "ends_at"):
+        values[name] = fmt.local_time(getattr(event, name), "yyyy-MM-dd'T'HH:mm")
+    for name in ("signup_required", "approval_required"):
+        values[name] = "1" if getattr(event, name) else ""
+    return Form(values)
+
+
+def _changes(event, body: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The fields the form changed: the service is told only those (capacity re-checks the
+    wait-list, so an unchanged one is left out)."""
+    def same(old: Any, new: Any) -> bool:
+        if isinstance(old, datetime) and isinstance(new, datetime):
+            return as_utc(old) == as_utc(new)
+        return old == new
+
+    return {name: value for name, value in body.items() if not same(getattr(event, name), value)}
+
+
+@bp.route("/console/events/<int:event_id>/edit", methods=["GET", "POST"])
+@login_required("events.manage", login_endpoint="web.till_login")
+def console_event_edit(event_id: int):
+    """Edit a draft or published event (as PATCH /api/v1/events/{id})."""
+    event = _staff_event(event_id, "events.manage")
+    if event.status not in ("draft", "published"):  # the service's rule, said before typing
+        raise Conflict("invalid_state", f"a {event.status} event cannot be edited")
+    if request.method == "GET":
+        return _create_page(_edit_form(event), event=event)
+    form = Form(request.form)
+    body = _read_event(form, new=False)
+    if body is None:
+        return _create_page(form, 422, event=event)
+    changes = _changes(event, body)
+    if not changes:
+        form.errors["_schema"] = _("Nothing was changed.")
+        return _create_page(form, 422, event=event)
+    try:
+        events.update_event(event_id=event_id, changes=changes,
+                            actor_user_id=current_principal().user_id, now=_now())
+    except ValidationFailed as err:  # the service's checks: times in order, a paying rule
+        db.session.rollback()
+        for name, messages in (err.errors or {}).items():
+            form.errors[name] = _field_message(name, messages)
+        return _create_page(form, 422, event=event)
+    except DomainError as err:
+        if err.code != "rule_not_found":
+            raise
+        db.session.rollback()
+        form.errors["rule_code"] = _("No such rule here.")
+        return _create_page(form, 422, event=event)
+    return redirect(url_for("web.console_event", event_id=event_id))
 
 
 def _once(event_id: int, action: str, work):  # type: ignore[no-untyped-def]
