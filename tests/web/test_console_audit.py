@@ -60,6 +60,7 @@ def test_the_search_shows_the_scope_and_its_totals(app, world, ledger):
     assert re.search(r'data-testid="total-count">\s*4\s*<', html)
     assert re.search(r'data-testid="total-amount">\s*23\s*<', html)
     assert "清扫楼道" in text_of(page)  # auditors may read memos (ledger.read)
+    assert '<details class="more">' in html  # no filter set: the less used ones folded
 
 
 def test_another_community_sees_and_exports_nothing_of_this_one(app, world, ledger):
@@ -122,6 +123,7 @@ def test_bad_filters_are_inline_and_kept(app, world, ledger, query, field, messa
     html = response.get_data(as_text=True)
     assert f'id="e-{field}"' in html and message in text_of(response)
     assert 'value="redemption"' in html  # what was typed stays
+    assert '<details class="more" open>' in html  # the less used filters show when set
     # The export of a bad search is the same page with the same error, not a file.
     exported = auditor.get(f"/console/audit/export.csv?{query}")
     if field != "cursor":
