@@ -113,7 +113,7 @@ def seed(url: str, world: c.World) -> dict:
                 tx_lines.append(
                     f"{tx}\t{kind}\t{cid}\t{district}\t{rule or chr(92) + 'N'}\t"
                     f"{version or chr(92) + 'N'}\t{category or chr(92) + 'N'}\t1\t{reference}\t"
-                    f"{resident + 1}\t{actor}\t0\t{created}\t{digest}\n")
+                    f"{resident + 1}\t{actor}\t0\t{points}\t{created}\t{digest}\n")
                 for account, amount, after in legs:
                     entry_id += 1
                     entry_lines.append(f"{entry_id}\t{tx}\t{account}\t{amount}\t"
@@ -122,7 +122,7 @@ def seed(url: str, world: c.World) -> dict:
             with conn.cursor().copy(
                 "COPY ledger_transactions (id, kind, community_id, district_id, rule_code, "
                 "rule_version, category, quantity, reference_type, reference_id, "
-                "subject_resident_id, actor_user_id, shortfall, created_at, content_hash) "
+                "subject_resident_id, actor_user_id, shortfall, amount, created_at, content_hash) "
                 "FROM STDIN") as copy:
                 copy.write("".join(tx_lines))
             with conn.cursor().copy(

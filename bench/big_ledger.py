@@ -71,7 +71,7 @@ def seed(url: str, world: c.World) -> dict:
                 digest = hashlib.sha256(b"placeholder:%d" % tx).hexdigest()
                 tx_lines.append(
                     f"{tx}\taward\t{cid}\t{district}\tgarbage-sorting\t1\tenvironment\t1\t"
-                    f"{resident + 1}\t{world.organizer}\t0\t{created}\t{digest}\n")
+                    f"{resident + 1}\t{world.organizer}\t0\t{points}\t{created}\t{digest}\n")
                 entry_lines.append(
                     f"{entry_id + 1}\t{tx}\t{community + 1}\t-{points}\t\\N\t{cid}\t{district}\n"
                     f"{entry_id + 2}\t{tx}\t{FIRST_RESIDENT_ACCOUNT + resident}\t{points}\t"
@@ -80,7 +80,7 @@ def seed(url: str, world: c.World) -> dict:
             with conn.cursor().copy(
                 "COPY ledger_transactions (id, kind, community_id, district_id, rule_code, "
                 "rule_version, category, quantity, subject_resident_id, actor_user_id, "
-                "shortfall, created_at, content_hash) FROM STDIN") as copy:
+                "shortfall, amount, created_at, content_hash) FROM STDIN") as copy:
                 copy.write("".join(tx_lines))
             with conn.cursor().copy(
                 "COPY ledger_entries (id, transaction_id, account_id, amount, balance_after, "

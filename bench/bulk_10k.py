@@ -48,14 +48,14 @@ def raw_bulk(url: str, resident_ids: list[int], actor: int) -> float:
         for tx_id, (owner, acct, community, district) in zip(ids, accounts, strict=True):
             digest = hashlib.sha256(f"{tx_id}|{owner}|{acct}|{now}".encode()).hexdigest()
             tx_rows.append(f"{tx_id}\taward\t{community}\t{district}\tgarbage-sorting\t1\t"
-                           f"environment\t1\t{owner}\t{actor}\t0\t{now.isoformat()}\t{digest}\n")
+                           f"environment\t1\t{owner}\t{actor}\t0\t5\t{now.isoformat()}\t{digest}\n")
             entry_rows.append(f"{tx_id}\t{issuance[community]}\t-5\t\\N\t{community}\t"
                               f"{district}\n{tx_id}\t{acct}\t5\t{balances[acct]}\t{community}\t"
                               f"{district}\n")
         with conn.cursor().copy(
             "COPY ledger_transactions (id, kind, community_id, district_id, rule_code, "
             "rule_version, category, quantity, subject_resident_id, actor_user_id, shortfall, "
-            "created_at, content_hash) FROM STDIN") as copy:
+            "amount, created_at, content_hash) FROM STDIN") as copy:
             copy.write("".join(tx_rows))
         with conn.cursor().copy(
             "COPY ledger_entries (transaction_id, account_id, amount, balance_after, "

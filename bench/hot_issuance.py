@@ -46,9 +46,10 @@ UPDATE ledger_accounts SET balance = balance + 5, total_credited = total_credite
   WHERE kind = 'resident' AND owner_id = :r RETURNING id AS acct, balance AS bal \\gset
 {ISSUANCE_DEBIT[mode]}
 INSERT INTO ledger_transactions (kind, community_id, district_id, rule_code, rule_version,
-  category, quantity, subject_resident_id, actor_user_id, shortfall, created_at, content_hash)
+  category, quantity, subject_resident_id, actor_user_id, shortfall, amount, created_at,
+  content_hash)
   VALUES ('award', {community}, {district}, 'garbage-sorting', 1, 'environment', 1, :r, 1, 0,
-  now(), md5(random()::text) || md5(random()::text)) RETURNING id AS tx \\gset
+  5, now(), md5(random()::text) || md5(random()::text)) RETURNING id AS tx \\gset
 INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, community_id,
   district_id) VALUES (:tx, :iss, -5, NULL, {community}, {district}),
   (:tx, :acct, 5, :bal, {community}, {district});

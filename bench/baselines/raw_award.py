@@ -67,9 +67,9 @@ def _award(resident_id: int, actor: int) -> dict:
         tx_id = conn.execute(
             "INSERT INTO ledger_transactions (kind, community_id, district_id, rule_code, "
             "rule_version, category, quantity, subject_resident_id, actor_user_id, shortfall, "
-            "created_at, content_hash) VALUES ('award', %s, %s, 'garbage-sorting', 1, "
-            "'environment', 1, %s, %s, 0, %s, %s) RETURNING id",
-            (community_id, district_id, resident_id, actor, now, digest),
+            "amount, created_at, content_hash) VALUES ('award', %s, %s, 'garbage-sorting', 1, "
+            "'environment', 1, %s, %s, 0, %s, %s, %s) RETURNING id",
+            (community_id, district_id, resident_id, actor, POINTS, now, digest),
         ).fetchone()[0]
         conn.execute(
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, "

@@ -177,14 +177,15 @@ def _redeem(user_id: int, merchant_id: int, payload: dict, key: str) -> dict:
         conn.execute(
             "WITH t AS (INSERT INTO ledger_transactions (id, kind, community_id, district_id, "
             "quantity, reference_type, reference_id, subject_resident_id, actor_user_id, "
-            "shortfall, created_at, content_hash) VALUES (%s, 'redemption', %s, %s, %s, "
-            "'redemption', %s, %s, %s, 0, %s, %s) RETURNING id) "
+            "shortfall, amount, created_at, content_hash) VALUES (%s, 'redemption', %s, %s, %s, "
+            "'redemption', %s, %s, %s, 0, %s, %s, %s) RETURNING id) "
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, "
             "community_id, district_id) SELECT t.id, v.a, v.n, v.b, %s, %s FROM t, "
             "unnest(CAST(%s AS bigint[]), CAST(%s AS bigint[]), CAST(%s AS bigint[])) "
             "WITH ORDINALITY AS v(a, n, b, k) ORDER BY v.k",
             (tx_id, community_id, district_id, quantity, str(redemption_id), resident_id,
-             user_id, now, digest, community_id, district_id, [resident_acct, merchant_acct],
+             user_id, points, now, digest, community_id, district_id,
+             [resident_acct, merchant_acct],
              [-points, points], [balance, merchant_balance]))
         conn.execute("UPDATE redemptions SET transaction_id = %s WHERE id = %s",
                      (tx_id, redemption_id))

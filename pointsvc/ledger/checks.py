@@ -59,6 +59,10 @@ STRUCTURAL_CHECKS = {
                 SELECT account_id, SUM(amount) AS total FROM ledger_entries
                 WHERE transaction_id IN (r.id, r.reverses_id) GROUP BY account_id
             ) net WHERE net.total <> 0)""",
+    "transaction amount differs from its positive entries": """
+        SELECT t.id, t.amount FROM ledger_transactions t
+        WHERE t.amount <> COALESCE((SELECT SUM(e.amount) FROM ledger_entries e
+                                    WHERE e.transaction_id = t.id AND e.amount > 0), 0)""",
     "entry in another community or district than its transaction": """
         SELECT e.id, e.transaction_id FROM ledger_entries e
         JOIN ledger_transactions t ON t.id = e.transaction_id

@@ -94,6 +94,8 @@ class LedgerTransaction(db.Model):
         # over a whole district (BRIN: tiny and cheap to keep on an append-only table).
         Index("ix_ledger_transactions_rule_code_id", "rule_code", "id"),
         Index("ix_ledger_transactions_created_at_brin", "created_at", postgresql_using="brin"),
+        # Migration 0014: a community's postings newest first (audit pages of one community).
+        Index("ix_ledger_transactions_community_id_id", "community_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -113,6 +115,8 @@ class LedgerTransaction(db.Model):
         ForeignKey("ledger_transactions.id"), unique=True
     )
     shortfall: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Derived, not hashed: the sum of the positive entries (ledger/service.moved_points).
+    amount: Mapped[int] = mapped_column(BigInteger)
     memo_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))

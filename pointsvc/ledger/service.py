@@ -314,7 +314,7 @@ def post(*, transfer: Transfer, accounts: dict[int, AccountFacts] | None = None
         if loaded is not None:
             db.session.expire(loaded)
     _run_hooks([(header, entries)])
-    transaction = LedgerTransaction(**header, content_hash=digest)
+    transaction = LedgerTransaction(**header, amount=moved_points(entries), content_hash=digest)
     # What was just written, so callers can answer without reading it back.
     transaction.posted_entries = [  # type: ignore[attr-defined]
         (account_id, amount, balance_after, accounts[account_id].kind,
@@ -324,7 +324,10 @@ def post(*, transfer: Transfer, accounts: dict[int, AccountFacts] | None = None
     return transaction
 
 
-_TX_COLUMNS = (*HEADER_FIELDS, "content_hash")
+# `amount` (the points moved: the sum of the positive entries) is stored beside the hashed
+# header, not in it: it is derived from the hashed entries, and `flask ledger check` holds
+# it to them. Searches and exports filter and total on it without reading the entries.
+_TX_COLUMNS = (*HEADER_FIELDS, "amount", "content_hash")
 _TX_VALUES = ", ".join(f"%({name})s" for name in _TX_COLUMNS)
 _TX_INSERT = f"INSERT INTO ledger_transactions ({', '.join(_TX_COLUMNS)}) VALUES ({_TX_VALUES})"
 _ENTRY_INSERT = ("INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, "
@@ -356,14 +359,20 @@ SELECT t.id, %(salt)s, %(memo)s, %(evidence)s FROM t WHERE %(has_memo)s
 """
 
 
-def _tx_params(header: dict[str, Any], digest: str) -> dict[str, Any]:
-    return {**header, "created_at": sql.db_time(header["created_at"]), "content_hash": digest}
+def _tx_params(header: dict[str, Any], digest: str, amount: int) -> dict[str, Any]:
+    return {**header, "created_at": sql.db_time(header["created_at"]), "amount": amount,
+            "content_hash": digest}
+
+
+def moved_points(entries: list[tuple[int, int, int | None]]) -> int:
+    """Points a transaction moves: the sum of its positive entries."""
+    return sum(amount for _, amount, _ in entries if amount > 0)
 
 
 def _write_pg(header: dict[str, Any], digest: str, entries: list, shards: list,
               memo: tuple | None) -> None:
     sql.rows(_PG_WRITE, {
-        **_tx_params(header, digest),
+        **_tx_params(header, digest, moved_points(entries)),
         "s_accounts": [a for a, _, _ in shards], "s_shards": [s for _, s, _ in shards],
         "s_amounts": [n for _, _, n in shards],
         "e_accounts": [a for a, _, _ in entries], "e_amounts": [n for _, n, _ in entries],
@@ -377,7 +386,7 @@ def _write_sqlite(header: dict[str, Any], digest: str, entries: list, shards: li
                   memo: tuple | None) -> None:
     for account_id, shard, amount in shards:
         sql.rows(_SHARD_UPDATE, {"n": amount, "a": account_id, "s": shard})
-    sql.rows(_TX_INSERT, _tx_params(header, digest))
+    sql.rows(_TX_INSERT, _tx_params(header, digest, moved_points(entries)))
     for account_id, amount, balance_after in entries:
         sql.rows(_ENTRY_INSERT, {"t": header["id"], "a": account_id, "n": amount,
                                  "b": balance_after, "c": header["community_id"],
@@ -556,7 +565,8 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
                         available=balance_after - leg.amount - held[leg.account_id],
                     )
             entries.append((leg.account_id, leg.amount, balance_after))
-        tx_rows.append({**header, "content_hash": content_hash(header=header, entries=entries)})
+        tx_rows.append({**header, "amount": moved_points(entries),
+                        "content_hash": content_hash(header=header, entries=entries)})
         posted.append((header, entries))
         entry_rows.extend(
             {"transaction_id": tx_id, "account_id": account_id, "amount": amount,
@@ -584,7 +594,7 @@ _TX_ARRAY_TYPES = {
     "quantity": "bigint", "reference_type": "text", "reference_id": "text",
     "subject_resident_id": "bigint", "actor_user_id": "bigint", "reverses_id": "bigint",
     "shortfall": "bigint", "memo_hash": "text", "created_at": "timestamptz",
-    "content_hash": "text",
+    "amount": "bigint", "content_hash": "text",
 }
 _ENTRY_ARRAY_TYPES = {
     "transaction_id": "bigint", "account_id": "bigint", "amount": "bigint",

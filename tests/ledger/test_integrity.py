@@ -53,8 +53,8 @@ def _tamper(app, backend, sql, table="ledger_entries"):
         db.session.commit()
 
 
-def _restore(app, backend, sql):
-    _tamper(app, backend, sql)
+def _restore(app, backend, sql, table="ledger_entries"):
+    _tamper(app, backend, sql, table)
 
 
 def test_verify_names_the_altered_transaction(app, client, world, backend):
@@ -73,6 +73,31 @@ def test_verify_names_the_altered_transaction(app, client, world, backend):
     assert "bounded balance differs from its entries" in check.output
     _restore(app, backend, f"UPDATE ledger_entries SET amount = amount / 2 "
                            f"WHERE transaction_id = {second['id']}")
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_stored_amount_is_the_positive_entries_and_check_holds_it(app, client, world,
+                                                                    backend):
+    posted = award(client, app, world.organizer, world.resident, "garbage-sorting", 2).get_json()
+    with app.app_context():
+        stored = db.session.execute(text(
+            f"SELECT amount FROM ledger_transactions WHERE id = {posted['id']}")).scalar_one()
+        moved = db.session.execute(text(
+            "SELECT SUM(amount) FROM ledger_entries WHERE amount > 0 "
+            f"AND transaction_id = {posted['id']}")).scalar_one()
+        db.session.rollback()
+    assert stored == moved == 10
+    _tamper(app, backend, f"UPDATE ledger_transactions SET amount = 99 WHERE id = {posted['id']}",
+            table="ledger_transactions")
+    runner = app.test_cli_runner()
+    check = runner.invoke(args=["ledger", "check"])
+    assert check.exit_code == 1
+    assert f"transaction amount differs from its positive entries: ({posted['id']}, 99)" \
+        in check.output
+    # Not hashed (derived from the hashed entries): verify still recomputes every hash.
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+    _restore(app, backend, f"UPDATE ledger_transactions SET amount = 10 WHERE id = {posted['id']}",
+             "ledger_transactions")
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
 
 

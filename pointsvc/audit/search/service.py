@@ -22,12 +22,9 @@ from ...common import decode_id_cursor, encode_cursor
 from ...extensions import db
 from .. import streaming
 
-# Points a transaction moved: the sum of its positive entries (see the module docstring).
-# (PostgreSQL sums bigints as numeric: cast back so drivers hand out ints.)
-AMOUNT_SQL = (
-    "CAST((SELECT COALESCE(SUM(x.amount), 0) FROM ledger_entries x "
-    "WHERE x.transaction_id = t.id AND x.amount > 0) AS BIGINT)"
-)
+# Points a transaction moved: the sum of its positive entries, stored on the row
+# (ledger_transactions.amount, migration 0014; `flask ledger check` holds it to the entries).
+AMOUNT_SQL = "t.amount"
 FETCH_ROWS = 1000  # rows per round trip of the export cursor: one batch in memory at a time
 
 EXPORT_COLUMNS = (
@@ -301,7 +298,7 @@ SELECT t.id,
          || CASE WHEN date_trunc('second', t.created_at) = t.created_at THEN ''
                  ELSE to_char(t.created_at AT TIME ZONE 'UTC', '.US') END || '+00:00',
        {kind}, t.community_id, {community}, t.district_id, {rule_code}, t.rule_version,
-       {category}, COALESCE(SUM(e.amount) FILTER (WHERE e.amount > 0), 0),
+       {category}, t.amount,
        t.subject_resident_id, t.actor_user_id, {reference_type}, {reference_id},
        t.reverses_id, t.shortfall,
        string_agg(a.kind || ':' || e.account_id || ':'
