@@ -154,6 +154,8 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         # queueing off (benchmarks compare award throughput with and without it).
         "LEADERBOARD_TALLIES": _env_bool("LEADERBOARD_TALLIES", True),
         "LEADERBOARD_DRAIN_SECONDS": _env_int("LEADERBOARD_DRAIN_SECONDS", 1),
+        # How long a worker answers repeats of a board page from memory (0: never).
+        "LEADERBOARD_CACHE_SECONDS": _env_int("LEADERBOARD_CACHE_SECONDS", 1),
         # Redemption: holds expire after N minutes; refunds allowed N days after capture;
         # a community without its own setting lets a resident spend N points a day.
         "HOLD_MINUTES": _env_int("HOLD_MINUTES", 15),

@@ -22,6 +22,7 @@ from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..orgs.service import node_facts
 from ..people.models import Resident, User
+from . import cache
 from .models import HISTOGRAM_LEVELS, Tally
 from .tallies import ALL, now_local_date, period_key
 
@@ -192,8 +193,10 @@ def board(*, scope_id: int, period: str, at: date | None, category: str, metric:
     day = at or now_local_date(timezone=scope["timezone"])
     key = period_key(period=period, day=day)
     after = decode_board_cursor(cursor) if cursor else None
-    rows = _board_rows(scope=scope, period=key, category=category, metric=metric, after=after,
-                       limit=limit + 1)
+    rows = cache.board_rows(
+        (scope_id, key, category, metric, after, limit),
+        lambda: _board_rows(scope=scope, period=key, category=category, metric=metric,
+                            after=after, limit=limit + 1))
     page, more = rows[:limit], len(rows) > limit
     return {
         "scope": {"id": scope_id, "level": scope["level"]},
@@ -207,13 +210,17 @@ def board(*, scope_id: int, period: str, at: date | None, category: str, metric:
     }
 
 
-def _my_scopes(resident: Resident) -> list[dict[str, Any]]:
-    """My grid (if any), community, street and district, nearest first."""
+def _my_scopes(resident: Resident, levels: tuple[str, ...] = BOARD_LEVELS
+               ) -> list[dict[str, Any]]:
+    """My grid (if any), community, street and district, nearest first (those in levels)."""
     community = scope_of(node_id=resident.community_id)
     ids = [int(p) for p in community["path"].strip("/").split("/")]
-    scopes = [scope_of(node_id=resident.grid_id)] if resident.grid_id else []
-    scopes.append(community)
-    scopes.extend(scope_of(node_id=node_id) for node_id in reversed(ids[:-1]))
+    scopes = [scope_of(node_id=resident.grid_id)] if resident.grid_id and "grid" in levels else []
+    if "community" in levels:
+        scopes.append(community)
+    above = dict(zip(("street", "district"), reversed(ids[:-1]), strict=False))
+    scopes.extend(scope_of(node_id=above[level]) for level in ("street", "district")
+                  if level in levels and level in above)
     return scopes
 
 
@@ -266,13 +273,16 @@ def _near_statement(levels: tuple[str, ...], metric: str):  # type: ignore[no-un
 
 
 def my_place(*, resident_id: int, period: str, at: date | None, category: str, metric: str,
-             neighbours: int = 2, english: bool = False) -> dict[str, Any]:
-    """My rank and the listed neighbours above and below me in each scope I belong to."""
+             neighbours: int = 2, english: bool = False,
+             levels: tuple[str, ...] = BOARD_LEVELS) -> dict[str, Any]:
+    """My rank and the listed neighbours above and below me in each scope I belong to
+    (only the scope levels asked for: the wallet's home page shows the community's)."""
     resident = db.session.get(Resident, resident_id)
     if resident is None:
         raise NotFound("not_found", "no resident record")
-    scopes = _my_scopes(resident)
-    day = at or now_local_date(timezone=scopes[0]["timezone"])
+    scopes = _my_scopes(resident, levels)
+    timezone = scope_of(node_id=resident.community_id)["timezone"]  # read once per session
+    day = at or now_local_date(timezone=timezone)
     key = period_key(period=period, day=day)
     user_name, points, minutes = db.session.execute(
         select(User.display_name, Tally.points, Tally.minutes)
@@ -286,7 +296,7 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
     ranked = points is not None and (metric != "hours" or raw > 0)
     near = _neighbourhoods(scopes=scopes, key=key, category=category, metric=metric,
                            raw=raw, resident_id=resident_id, count=neighbours,
-                           english=english) if ranked else {}
+                           english=english) if ranked and scopes else {}
     places = []
     for index, scope in enumerate(scopes):
         entry: dict[str, Any] = {"scope": {"id": scope["id"], "level": scope["level"]},

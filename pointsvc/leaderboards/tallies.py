@@ -30,6 +30,7 @@ from ..extensions import db
 from ..ledger.service import POSTING_HOOKS, Posted, _insert
 from ..orgs.models import OrgNode
 from ..people.models import Resident
+from . import cache
 from .models import HISTOGRAM_LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
 
 DRAIN_LOCK_ID = 727_101
@@ -415,6 +416,7 @@ def drain(*, limit: int = 5000) -> int:
     if relist:
         db.session.execute(delete(RelistOutbox).where(in_ids(RelistOutbox.resident_id, relist)))
     db.session.commit()
+    cache.forget()  # this worker's board pages would now trail its own drain
     return len(tx_ids) + len(relist)
 
 
@@ -508,6 +510,7 @@ def rebuild() -> dict[str, int]:
         apply_changes(deltas=totals)
         rows += len(totals)
     db.session.commit()
+    cache.forget()
     return {"tallies": rows}
 
 

@@ -99,6 +99,21 @@ ORDER BY e.id DESC LIMIT %(limit)s
 """
 
 
+_CREDITED_SINCE = """
+SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE e.account_id = %(account)s AND e.amount > 0 AND t.created_at >= %(start)s
+  AND t.kind NOT IN ('refund', 'reversal')
+"""
+
+
+def credited_since(*, account_id: int, start: datetime) -> int:
+    """Points credited to an account since `start`, refunds and reversals excluded (giving
+    back what was spent or taken is not earning)."""
+    row = sql.rows(_CREDITED_SINCE, {"account": account_id, "start": sql.db_time(start)})
+    return int(row[0][0])
+
+
 def statement(
     *,
     account_id: int,

@@ -185,9 +185,16 @@ def _principal_cache() -> dict[int, tuple[float, Principal, int | None]] | None:
     return current_app.extensions.setdefault(PRINCIPAL_CACHE, {})
 
 
+# Per-worker caches (keys of app.extensions) that depend on who someone is: emptied together
+# by any committed identity change. Other packages add theirs (the leaderboards' pages).
+IDENTITY_CACHES: list[str] = [PRINCIPAL_CACHE]
+
+
 def forget_principals() -> None:
-    """Drop this worker's cached principals (after a change to who someone is)."""
-    current_app.extensions.pop(PRINCIPAL_CACHE, None)
+    """Drop this worker's cached principals, and the other identity caches (after a change
+    to who someone is)."""
+    for key in IDENTITY_CACHES:
+        current_app.extensions.pop(key, None)
 
 
 def _note_identity_changes(session: Session, _flush_context: Any) -> None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from ..common import utcnow
 from ..ledger import reading
 
-# Enough for any month of one resident; the loop stops at the first short page anyway.
+# Rows per page when a figure is read through a paged list (the loops stop at a short page).
 _PAGE = 200
 
 
@@ -21,17 +21,9 @@ def month_start(*, timezone: str, now: datetime | None = None) -> datetime:
 
 
 def earned_this_month(*, account_id: int, timezone: str) -> int:
-    """Points credited to the account since the local month began, refunds excluded
-    (a refund gives back what was spent; it is not earning)."""
-    start = month_start(timezone=timezone)
-    total, cursor = 0, None
-    while True:
-        items, cursor = reading.statement(account_id=account_id, limit=_PAGE, cursor=cursor,
-                                          start=start)
-        total += sum(item["amount"] for item in items
-                     if item["amount"] > 0 and item["kind"] not in ("refund", "reversal"))
-        if cursor is None:
-            return total
+    """Points credited to the account since the local month began, refunds and reversals
+    excluded (a refund gives back what was spent; it is not earning)."""
+    return reading.credited_since(account_id=account_id, start=month_start(timezone=timezone))
 
 
 def todays_redemptions(*, merchant_id: int, timezone: str) -> list[dict]:

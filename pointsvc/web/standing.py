@@ -25,10 +25,12 @@ def resident_standing(*, resident_id: int) -> Standing:
     from ..leaderboards import service as boards
 
     place = boards.my_place(resident_id=resident_id, period="month", at=None, category="all",
-                            metric="points", neighbours=0, english=is_english())
+                            metric="points", neighbours=0, english=is_english(),
+                            levels=("community",))
     community = next((scope for scope in place["scopes"]
                       if scope["scope"]["level"] == "community"), None)
-    record = honours.honours_of(resident_id=resident_id, english=is_english())
+    minutes = honours.service_minutes(resident_id=resident_id)  # not the badges: not shown here
     return Standing(rank=community["rank"] if community else None, listed=place["listed"],
-                    stars=int(record["star_level"]), service_hours=record["service_hours"],
-                    next_star_hours=record["next_star_hours"])
+                    stars=honours.star_level(minutes=minutes),
+                    service_hours=round(minutes / 60, 1),
+                    next_star_hours=honours.next_star_hours(minutes=minutes))
