@@ -39,6 +39,13 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
+class UtcDateTime(fields.DateTime):
+    """Always rendered with its UTC offset (SQLite hands back naive datetimes)."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(as_utc(value), attr, obj, **kwargs)
+
+
 class PageArgs(StrictSchema):
     limit = fields.Integer(
         load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)

@@ -42,8 +42,12 @@ def get_rule(*, rule_id: int) -> Rule:
 
 
 def _check_window(values: dict[str, Any]) -> None:
+    # Stored as UTC: SQLite keeps no offset, so a "+08:00" instant would come back 8 h off.
+    for name in ("active_from", "active_until"):
+        if values.get(name) is not None:
+            values[name] = as_utc(values[name])
     start, end = values.get("active_from"), values.get("active_until")
-    if start and end and as_utc(end) <= as_utc(start):
+    if start and end and end <= start:
         raise ValidationFailed(errors={"active_until": ["Must be after active_from."]})
 
 

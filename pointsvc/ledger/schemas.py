@@ -2,7 +2,7 @@
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from ..common import PageArgs, StrictSchema
+from ..common import PageArgs, StrictSchema, UtcDateTime
 from .models import CATEGORIES, UNITS
 
 MAX_QUANTITY = 100_000
@@ -75,11 +75,11 @@ class RuleOut(StrictSchema):
     cap_week = fields.Integer(allow_none=True)
     cap_month = fields.Integer(allow_none=True)
     approval_required = fields.Boolean()
-    active_from = fields.DateTime(allow_none=True)
-    active_until = fields.DateTime(allow_none=True)
+    active_from = UtcDateTime(allow_none=True)
+    active_until = UtcDateTime(allow_none=True)
     retired = fields.Boolean()
     is_current = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class RuleList(StrictSchema):

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from ..common import PageArgs, StrictSchema, as_utc
+from ..common import PageArgs, StrictSchema, UtcDateTime
 from .models import PRIVACY_CHOICES, STAFF_ROLES
 
 PHONE_PATTERN = r"^1[3-9]\d{9}$"
@@ -58,13 +58,6 @@ class Text(fields.String):
         if not text:
             raise ValidationError("Must not be blank.")
         return text
-
-
-class UtcDateTime(fields.DateTime):
-    """Always rendered with its UTC offset (SQLite hands back naive datetimes)."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        return super()._serialize(as_utc(value), attr, obj, **kwargs)
 
 
 def check_text(value: str, *, max_length: int) -> str | None:

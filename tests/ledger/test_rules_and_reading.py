@@ -35,6 +35,23 @@ def test_rule_validation(app, client, world):
                        headers=auth(app, world.auditor)).status_code == 403
 
 
+def test_a_window_with_an_offset_is_kept_as_the_same_instant(app, client, world):
+    headers = auth(app, world.organizer)
+    body = rule_body(world, active_from="2026-12-01T00:00:00+08:00",
+                     active_until="2026-12-31T16:00:00+00:00")
+    created = client.post("/api/v1/rules", json=body, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    read = client.get(f"/api/v1/rules/{created.get_json()['id']}", headers=headers).get_json()
+    assert datetime.fromisoformat(read["active_from"]) == datetime(2026, 11, 30, 16, tzinfo=UTC)
+    edited = client.patch(f"/api/v1/rules/{read['id']}", headers=headers,
+                          json={"active_from": "2026-12-02T08:00:00+08:00"})
+    assert edited.status_code == 200, edited.get_json()
+    after = client.get(f"/api/v1/rules/{edited.get_json()['id']}", headers=headers).get_json()
+    assert datetime.fromisoformat(after["active_from"]) == datetime(2026, 12, 2, 0, tzinfo=UTC)
+    assert datetime.fromisoformat(after["active_until"]) == datetime(2026, 12, 31, 16,
+                                                                     tzinfo=UTC)
+
+
 def test_inactive_retired_and_foreign_rules_cannot_be_used(app, client, world):
     future = datetime.now(UTC) + timedelta(days=3)
     make_rule(app, node_id=world.tree.community_a, code="future-rule", points=3,
