@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, text
@@ -153,15 +154,13 @@ def verify_ledger(*, independent: bool = False) -> list[str]:
     _mismatches_in_database) unless `independent`; SQLite, and every transaction the
     database flags, is rehashed here in Python, the authority. Memory stays flat.
     """
-    if db.engine.dialect.name == "postgresql" and not independent:
-        suspects = _mismatches_in_database()
-    else:
-        suspects = None
+    in_database = db.engine.dialect.name == "postgresql" and not independent
+    suspects = _mismatches_in_database() if in_database else None
     for values, entries, stored in _transactions(only=suspects):
         recomputed = hashlib.sha256(canonical_values(values, entries)).hexdigest()
         if not hmac.compare_digest(recomputed, stored):
             return [f"transaction {values[0]}: content hash does not recompute"]
-    return _verify_seals()
+    return _verify_seals(in_database=in_database)
 
 
 # The canonical form of hashing.canonical_values, built by PostgreSQL. Strings go through
@@ -219,44 +218,100 @@ _LEAVES_SQL = (
     "FROM ledger_seal_leaves l LEFT JOIN ledger_transactions t ON t.id = l.transaction_id "
     "WHERE l.leaf_index > %(last)s ORDER BY l.leaf_index LIMIT %(limit)s"
 )
+_LEAF_HASHES_SQL = (
+    "SELECT leaf_index, leaf_hash FROM ledger_seal_leaves "
+    "WHERE leaf_index > %(last)s ORDER BY leaf_index LIMIT %(limit)s"
+)
+# PostgreSQL recomputes every leaf (RFC 9162: SHA-256 of 0x00 || the 32-byte content hash)
+# next to the data; the content hashes themselves were verified just before.
+_BAD_LEAF_SQL = (
+    "SELECT l.leaf_index, l.transaction_id FROM ledger_seal_leaves l "
+    "LEFT JOIN ledger_transactions t ON t.id = l.transaction_id "
+    "WHERE t.id IS NULL OR l.leaf_hash <> pg_catalog.sha256("
+    "'\\x00'::bytea || pg_catalog.decode(t.content_hash, 'hex')) "
+    "ORDER BY l.leaf_index LIMIT 1"
+)
+_LEAF_SPAN_SQL = ("SELECT COUNT(*), COALESCE(MIN(leaf_index), 0), COALESCE(MAX(leaf_index), -1) "
+                  "FROM ledger_seal_leaves")
+_FIRST_GAP_SQL = (
+    "SELECT leaf_index FROM (SELECT leaf_index, ROW_NUMBER() OVER (ORDER BY leaf_index) - 1 "
+    "AS n FROM ledger_seal_leaves) x WHERE leaf_index <> n ORDER BY leaf_index LIMIT 1"
+)
+
+
+class _BadLeaf(Exception):
+    """A leaf that breaks the log: its index and what is wrong with it."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(problem)
+        self.index, self.problem = index, problem
+
+
+def _rows(statement: str) -> Iterator[tuple]:
+    """Rows of a (last, limit) keyset statement, batch by batch, through the driver."""
+    cursor = db.session.connection().connection.cursor()
+    last = -1
+    try:
+        while rows := cursor.execute(_for_driver(statement), {"last": last, "limit": BATCH}
+                                     ).fetchall():
+            yield from rows
+            last = rows[-1][0]
+    finally:
+        cursor.close()
 
 
 def _leaves() -> Iterator[tuple[int, int, bytes, str]]:
     """Every leaf with its transaction's (already verified) content hash, in leaf order."""
+    return _rows(_LEAVES_SQL)
+
+
+def _recomputed_leaves() -> Iterator[bytes]:
+    """Every leaf hash, recomputed here from its transaction's content hash (raises _BadLeaf)."""
+    for expected_index, (index, tx_id, stored_leaf, content) in enumerate(_leaves()):
+        if index != expected_index:
+            raise _BadLeaf(index, f"leaf {index} out of order")
+        expected = leaf_for(content) if content else None
+        if expected is None or bytes(stored_leaf) != expected:
+            raise _BadLeaf(index, f"leaf {index} (transaction {tx_id}) does not match")
+        yield expected
+
+
+def _leaves_checked_in_database() -> Iterator[bytes]:
+    """The stored leaf hashes, after PostgreSQL recomputed and ordered them all (_BadLeaf)."""
     cursor = db.session.connection().connection.cursor()
-    last = -1
-    while True:
-        rows = cursor.execute(_for_driver(_LEAVES_SQL), {"last": last, "limit": BATCH}
-                              ).fetchall()
-        if not rows:
-            cursor.close()
-            return
-        yield from rows
-        last = rows[-1][0]
+    count, low, high = cursor.execute(_LEAF_SPAN_SQL).fetchone()
+    if count and (low != 0 or high != count - 1):  # unique indexes: contiguous iff 0..n-1
+        gap = cursor.execute(_FIRST_GAP_SQL).fetchone()
+        raise _BadLeaf(gap[0], f"leaf {gap[0]} out of order")
+    bad = cursor.execute(_BAD_LEAF_SQL).fetchone()
+    cursor.close()
+    if bad is not None:
+        raise _BadLeaf(bad[0], f"leaf {bad[0]} (transaction {bad[1]}) does not match")
+    return (bytes(leaf) for _index, leaf in _rows(_LEAF_HASHES_SQL))
 
 
-def _verify_seals() -> list[str]:
+def _verify_seals(*, in_database: bool = False) -> list[str]:
+    """Every seal chains, is signed, and its root recomputes from the leaves before it."""
+    seals = db.session.scalars(select(Seal).order_by(Seal.seq)).all()
+    try:
+        leaves = _leaves_checked_in_database() if in_database else _recomputed_leaves()
+    except _BadLeaf as bad:
+        holder = next((row.seq for row in seals if row.tree_size > bad.index), "(none)")
+        return [f"seal {holder}: {bad.problem}"]
     frontier: merkle.Frontier = []
     size = 0
     previous_root = ZERO_ROOT
-    leaf_iter = _leaves()
-    for seal_row in db.session.scalars(select(Seal).order_by(Seal.seq)):
+    for seal_row in seals:
         if seal_row.previous_root_hash != previous_root:
             return [f"seal {seal_row.seq}: does not chain to the previous seal"]
         if not verify_seal_signature(seal_row):
             return [f"seal {seal_row.seq}: signature does not verify"]
-        pending: list[bytes] = []
-        while size + len(pending) < seal_row.tree_size:
-            row = next(leaf_iter, None)
-            if row is None:
-                return [f"seal {seal_row.seq}: leaves missing"]
-            index, tx_id, stored_leaf, content = row
-            if index != size + len(pending):
-                return [f"seal {seal_row.seq}: leaf {index} out of order"]
-            expected = leaf_for(content) if content else None
-            if expected is None or bytes(stored_leaf) != expected:
-                return [f"seal {seal_row.seq}: leaf {index} (transaction {tx_id}) does not match"]
-            pending.append(expected)
+        try:
+            pending = list(islice(leaves, seal_row.tree_size - size))
+        except _BadLeaf as bad:
+            return [f"seal {seal_row.seq}: {bad.problem}"]
+        if len(pending) < seal_row.tree_size - size:
+            return [f"seal {seal_row.seq}: leaves missing"]
         frontier = merkle.extend(frontier, pending)
         size += len(pending)
         if merkle.fold(frontier).hex() != seal_row.root_hash:

@@ -182,6 +182,35 @@ def test_forged_seal_is_detected(app, client, world, backend):
         _drop_seals(backend)
 
 
+def _alter_leaves(backend, statement, params=None):
+    table = "ledger_seal_leaves"
+    if backend == "postgresql":
+        db.session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        db.session.execute(text(statement), params or {})
+        db.session.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+    else:
+        db.session.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
+        db.session.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
+        db.session.execute(text(statement), params or {})
+    db.session.commit()
+
+
+@pytest.mark.parametrize("independent", [False, True])  # the database's check, Python's
+def test_a_forged_or_missing_leaf_is_named(app, client, world, backend, independent):
+    award(client, app, world.organizer, world.resident, "garbage-sorting")
+    second = award(client, app, world.organizer, world.resident2, "garbage-sorting").get_json()
+    with app.app_context():
+        seal()
+        assert verify_ledger(independent=independent) == []
+        _alter_leaves(backend, "UPDATE ledger_seal_leaves SET leaf_hash = :h "
+                               "WHERE leaf_index = 1", {"h": b"\x01" * 32})
+        assert verify_ledger(independent=independent) == [
+            f"seal 1: leaf 1 (transaction {second['id']}) does not match"]
+        _alter_leaves(backend, "DELETE FROM ledger_seal_leaves WHERE leaf_index = 0")
+        assert verify_ledger(independent=independent) == ["seal 1: leaf 1 out of order"]
+        _drop_seals(backend)
+
+
 def _drop_seals(backend):
     if backend == "postgresql":
         db.session.execute(text("ALTER TABLE ledger_seals DISABLE TRIGGER USER"))
