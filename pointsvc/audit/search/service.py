@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ... import sql
@@ -181,9 +181,16 @@ FROM ledger_transactions t
 LEFT JOIN org_nodes n ON n.id = t.community_id
 {memo_join}
 WHERE {where}
-ORDER BY t.id DESC
+ORDER BY {order} DESC
 LIMIT %(limit)s
 """
+# A window of a few days holds few rows, but the planner, assuming they are spread evenly
+# over the ids, would rather walk the primary key back from the newest posting, filtering,
+# until it found a page — through millions of rows when the window lies months back
+# (measured: 1.1 s p99 at 10M entries). Ordering by an expression it cannot read from an
+# index (`t.id + 0`, same order) makes it fetch the window (BRIN / the filters' indexes)
+# and sort that instead. Wider windows keep the walk, which finds a page soon enough.
+NARROW_WINDOW = timedelta(days=7)
 
 _TOTALS = """
 SELECT t.kind, COUNT(*), COALESCE(SUM({amount}), 0)
@@ -204,8 +211,11 @@ def search(
     if cursor:
         clause += " AND t.id < %(before)s"
         params["before"] = decode_id_cursor(cursor)
+    narrow = (filters.start is not None and filters.end is not None
+              and filters.end - filters.start <= NARROW_WINDOW)
     found = sql.rows(_PAGE.format(
-        where=clause, name="name_en" if english else "name_zh",
+        where=clause, order="t.id + 0" if narrow else "t.id",
+        name="name_en" if english else "name_zh",
         memo="m.memo, m.evidence_ref" if with_memos else "NULL, NULL",
         memo_join="LEFT JOIN ledger_memos m ON m.transaction_id = t.id" if with_memos else "",
     ), params)

@@ -100,12 +100,17 @@ def test_time_range(app, client, planted):
     assert first["id"] in _ids(exact)
 
 
-def test_keyset_pages_cover_every_row_once(app, client, planted):
+@pytest.mark.parametrize("window_days", [None, 1, 30])  # none, narrow (sorted), wide (walk)
+def test_keyset_pages_cover_every_row_once(app, client, planted, window_days):
     seen: list[int] = []
     cursor = None
     pages = 0
+    now = datetime.now(UTC)
+    window = {} if window_days is None else {
+        "from": (now - timedelta(days=window_days - 0.5)).isoformat(),
+        "to": (now + timedelta(days=0.5)).isoformat()}
     while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        params = {"limit": 2, **window, **({"cursor": cursor} if cursor else {})}
         body = _search(client, app, planted.w.admin, **params)
         if pages == 0:
             assert body["totals"]["count"] == len(planted.all_ids)
