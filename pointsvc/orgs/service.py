@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..common import decode_id_cursor, page_of
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
+from ..security import authz
 from .models import LEVELS, PARENT_LEVEL, OrgNode
 
 CHILD_LEVEL = {parent: child for child, parent in PARENT_LEVEL.items() if parent}
@@ -170,21 +173,51 @@ class NodeFacts:
         return int(self.path.strip("/").split("/")[0])
 
 
+# Every request asks for a few nodes (the caller's community, a board's scope, ...) and nodes
+# change rarely: each worker keeps what it read for POINTSVC_PRINCIPAL_CACHE_SECONDS, like
+# the principals. A committed change to a node empties this worker's copy at once (the
+# identity caches of security.authz); other workers see it within that bound.
+NODE_FACTS = "pointsvc.node_facts"
+NODE_FACTS_KEPT = 20_000
+authz.IDENTITY_CACHES.append(NODE_FACTS)
+
+
 def node_facts(*, node_id: int) -> NodeFacts | None:
-    """Path, time zone and level of a node, read once per database session.
+    """Path, time zone and level of a node: read once per session, kept briefly per worker.
 
     Hot paths (every award, every scope check) ask for the same few nodes many times per
-    request; the cache lives in the session, so it ends with the request and is dropped
-    whenever this module changes a node.
+    request; the session's copy ends with the request and is dropped whenever this module
+    changes a node.
     """
     cache: dict[int, NodeFacts | None] = db.session.info.setdefault("node_facts", {})
     if node_id not in cache:
-        row = db.session.execute(
-            select(OrgNode.path, OrgNode.timezone, OrgNode.level).where(OrgNode.id == node_id)
-        ).first()
-        cache[node_id] = NodeFacts(*row) if row else None
+        cache[node_id] = _kept_node_facts(node_id)
     return cache[node_id]
+
+
+def _kept_node_facts(node_id: int) -> NodeFacts | None:
+    seconds = current_app.config["PRINCIPAL_CACHE_SECONDS"]
+    if seconds <= 0:
+        return _read_node_facts(node_id)
+    kept: dict[int, tuple[float, NodeFacts]] = current_app.extensions.setdefault(NODE_FACTS, {})
+    entry = kept.get(node_id)
+    if entry is not None and entry[0] > time.monotonic():
+        return entry[1]
+    facts = _read_node_facts(node_id)
+    if facts is not None:
+        if len(kept) >= NODE_FACTS_KEPT:
+            kept.clear()
+        kept[node_id] = (time.monotonic() + seconds, facts)
+    return facts
+
+
+def _read_node_facts(node_id: int) -> NodeFacts | None:
+    row = db.session.execute(
+        select(OrgNode.path, OrgNode.timezone, OrgNode.level).where(OrgNode.id == node_id)
+    ).first()
+    return NodeFacts(*row) if row else None
 
 
 def _forget_nodes() -> None:
     db.session.info.pop("node_facts", None)
+    current_app.extensions.pop(NODE_FACTS, None)
