@@ -405,11 +405,22 @@ def test_console_and_leaderboard_pages_at_360(app, world, browser, server, tmp_p
     page.wait_for_url(f"{server}/console")
     for path, name in (("/console/events", "console-events-360"),
                        ("/console/people", "console-people-360"),
-                       ("/console/seals", "console-seals-360")):
+                       ("/console/seals", "console-seals-360"),
+                       ("/console/rules", "console-rules-360")):
         page.goto(server + path)
         _fits(page)
         _shot(page, tmp_path, name)
-    assert watch.errors == [] and staff_watch.errors == []
+    context.close()
+
+    # The auditor's search: a filter narrows to the resident's postings, with totals.
+    context, page, auditor_watch = _phone(browser)
+    _sign_in(page, server, app, world.auditor_a, till=True)
+    page.wait_for_url(f"{server}/console")
+    page.goto(f"{server}/console/audit?resident_id={world.resident}")
+    assert "civility" in page.inner_text("main")
+    _fits(page)
+    _shot(page, tmp_path, "console-audit-360")
+    assert watch.errors == [] and staff_watch.errors == [] and auditor_watch.errors == []
     context.close()
 
 
