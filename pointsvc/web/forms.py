@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from flask_babel import get_timezone
 from flask_babel import gettext as _
+from marshmallow import Schema, ValidationError
 
 from ..redemption.schemas import MAX_POINTS, MAX_QUANTITY
 
@@ -67,6 +72,38 @@ class Form:
                                   low=minimum, high=maximum)
             return None
         return number
+
+    def moment(self, name: str, *, required: bool = True) -> datetime | None:
+        """A datetime-local value, read in the page's (the community's) time zone."""
+        value = self.value(name)
+        if not value:
+            if required:
+                self.errors[name] = _("This field is required.")
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.errors[name] = _("Enter a date and time.")
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(str(get_timezone())))
+        return moment
+
+    def add_errors(self, errors: dict[str, Any] | None,
+                   message: Callable[[str, Any], str]) -> None:
+        """Field errors of an API schema or service ({field: messages}), as `message` words
+        them in the page's language."""
+        for name, messages in (errors or {}).items():
+            self.errors[name] = message(name, messages)
+
+    def load(self, schema: Schema, body: dict[str, Any],
+             message: Callable[[str, Any], str]) -> dict[str, Any] | None:
+        """`body` through the API's schema, or None with its complaints as field errors."""
+        try:
+            return schema.load(body)
+        except ValidationError as err:
+            self.add_errors(err.normalized_messages(), message)
+            return None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ...errors import wants_english
-from ...extensions import db
-from ...ledger.awards import record_event
 from ...security.authz import current_principal, node_path_of, policy, require_scope
 from . import service
 from .schemas import AuditTransactionPage, ExportArgs, SearchArgs
@@ -57,16 +55,7 @@ class AuditTransactionsExport(MethodView):
     def get(self, args):
         """Export a search as CSV (opens in Excel) or NDJSON, streamed; logged as audit.export."""
         roots = _roots("audit.export", args.get("node_id"))
-        filters = service.Filters.from_args(args)
-        export_format = args["format"]
-        query = service.prepare_export(filters=filters, roots=roots,
-                                       with_memos=_may_read_memos(roots))
-        # Logged and committed before the first byte: an export that is cut off is still one.
-        record_event(actor_user_id=current_principal().user_id, action="audit.export",
-                     target_type="transactions", target_id=export_format,
-                     community_id=args.get("node_id"),
-                     detail={"filters": filters.as_json(), "format": export_format,
-                             "scope": roots})
-        db.session.commit()
-        return service.export_response(query=query, export_format=export_format,
-                                       filename="ledger-transactions")
+        return service.logged_export(
+            filters=service.Filters.from_args(args), roots=roots,
+            export_format=args["format"], with_memos=_may_read_memos(roots),
+            actor_user_id=current_principal().user_id, node_id=args.get("node_id"))

@@ -21,6 +21,7 @@ from ... import sql
 from ...common import decode_id_cursor, encode_cursor
 from ...extensions import db
 from .. import streaming
+from ..actions.service import record_event
 
 # Points a transaction moved: the sum of its positive entries, stored on the row
 # (ledger_transactions.amount, migration 0014; `flask ledger check` holds it to the entries).
@@ -439,6 +440,20 @@ def export_csv_copy(*, query: ExportQuery) -> Iterator[bytes]:
     finally:
         connection.rollback()
         connection.close()
+
+
+def logged_export(*, filters: Filters, roots: list[str], export_format: str, with_memos: bool,
+                  actor_user_id: int, node_id: int | None) -> Any:
+    """A search's streamed export, logged as audit.export and committed before the first
+    byte (an export that is cut off is still one)."""
+    query = prepare_export(filters=filters, roots=roots, with_memos=with_memos)
+    record_event(actor_user_id=actor_user_id, action="audit.export",
+                 target_type="transactions", target_id=export_format, community_id=node_id,
+                 detail={"filters": filters.as_json(), "format": export_format,
+                         "scope": roots})
+    db.session.commit()
+    return export_response(query=query, export_format=export_format,
+                           filename="ledger-transactions")
 
 
 def export_response(*, query: ExportQuery, export_format: str, filename: str) -> Any:

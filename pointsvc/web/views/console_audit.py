@@ -11,14 +11,12 @@ from zoneinfo import ZoneInfo
 from flask import render_template, request
 from flask_babel import get_timezone
 from flask_babel import gettext as _
-from marshmallow import ValidationError as MaValidationError
 from sqlalchemy import or_, select
 
 from ...audit.search import service as audit_search
 from ...audit.search.schemas import SearchFilters
 from ...errors import DomainError, ValidationFailed
 from ...extensions import db
-from ...ledger.awards import record_event
 from ...ledger.models import TRANSACTION_KINDS
 from ...orgs.models import OrgNode
 from ...security.authz import current_principal, node_path_of, require_scope
@@ -93,12 +91,7 @@ def _read_filters(form: Form, kinds: list[str]) -> dict[str, Any] | None:
             body[name] = moment.isoformat()
     if not form.ok:
         return None
-    try:
-        return SearchFilters().load(body)
-    except MaValidationError as err:
-        for name, messages in err.normalized_messages().items():
-            form.errors[name] = _field_message(name, messages)
-        return None
+    return form.load(SearchFilters(), body, _field_message)
 
 
 def _field_message(name: str, messages: Any) -> str:
@@ -191,15 +184,7 @@ def console_audit_export(export_format: str):
     if args is None:
         return _page(form, kinds, 422, searched=False)
     roots = _roots("audit.export", args)
-    filters = audit_search.Filters.from_args(args)
-    query = audit_search.prepare_export(filters=filters, roots=roots,
-                                        with_memos=_may_read_memos(roots))
-    # As the API: logged and committed before the first byte, so a cut-off export still is one.
-    record_event(actor_user_id=current_principal().user_id, action="audit.export",
-                 target_type="transactions", target_id=export_format,
-                 community_id=args.get("node_id"),
-                 detail={"filters": filters.as_json(), "format": export_format,
-                         "scope": roots})
-    db.session.commit()
-    return audit_search.export_response(query=query, export_format=export_format,
-                                        filename="ledger-transactions")
+    return audit_search.logged_export(
+        filters=audit_search.Filters.from_args(args), roots=roots, export_format=export_format,
+        with_memos=_may_read_memos(roots), actor_user_id=current_principal().user_id,
+        node_id=args.get("node_id"))

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import redirect, render_template, request, url_for
-from flask_babel import get_timezone
 from flask_babel import gettext as _
-from marshmallow import ValidationError as MaValidationError
 from sqlalchemy import or_, select
 
 from ...common import as_utc, utcnow
@@ -65,21 +62,6 @@ def _rules() -> list:
             if rulebook.is_active(rule) and rule.points > 0]
 
 
-def _local(value: str, form: Form, name: str) -> datetime | None:
-    """A datetime-local value, read in the page's (the community's) time zone."""
-    if not value:
-        form.errors[name] = _("This field is required.")
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        form.errors[name] = _("Enter a date and time.")
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(str(get_timezone())))
-    return moment
-
-
 def _read_event(form: Form, *, new: bool = True) -> dict[str, Any] | None:
     """The form as the API's EventIn body (new) or a whole EventPatch body, or None with the
     field errors set. On an edit an emptied optional field clears it (no limit, no cap)."""
@@ -101,17 +83,12 @@ def _read_event(form: Form, *, new: bool = True) -> dict[str, Any] | None:
         if number is not None or (not new and name not in form.errors):
             body[name] = number
     for name in ("starts_at", "ends_at"):
-        moment = _local(form.value(name), form, name)
+        moment = form.moment(name)
         if moment is not None:
             body[name] = moment.isoformat()
     if not form.ok:
         return None
-    try:
-        return (EventIn() if new else EventPatch()).load(body)
-    except MaValidationError as err:
-        for name, messages in err.normalized_messages().items():
-            form.errors[name] = _field_message(name, messages)
-        return None
+    return form.load(EventIn() if new else EventPatch(), body, _field_message)
 
 
 def _field_message(name: str, messages: Any) -> str:
@@ -175,8 +152,7 @@ def console_event_new():
                                     actor_user_id=current_principal().user_id)
     except ValidationFailed as err:  # the service's checks: times in order, a paying rule
         db.session.rollback()
-        for name, messages in (err.errors or {}).items():
-            form.errors[name] = _field_message(name, messages)
+        form.add_errors(err.errors, _field_message)
         return _create_page(form, 422)
     except DomainError as err:
         if err.code != "rule_not_found":
@@ -292,8 +268,7 @@ def console_event_edit(event_id: int):
                             actor_user_id=current_principal().user_id, now=_now())
     except ValidationFailed as err:  # the service's checks: times in order, a paying rule
         db.session.rollback()
-        for name, messages in (err.errors or {}).items():
-            form.errors[name] = _field_message(name, messages)
+        form.add_errors(err.errors, _field_message)
         return _create_page(form, 422, event=event)
     except DomainError as err:
         if err.code != "rule_not_found":

@@ -4,14 +4,11 @@ policies (rules.read, rules.manage on the rule's node)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import redirect, render_template, request, url_for
-from flask_babel import get_timezone
 from flask_babel import gettext as _
-from marshmallow import ValidationError as MaValidationError
 from sqlalchemy import or_, select
 
 from ...common import as_utc
@@ -73,22 +70,6 @@ def _signed(form: Form, name: str) -> int | None:
     return number
 
 
-def _moment(form: Form, name: str) -> str | None:
-    """An optional datetime-local value, read in the page's (the community's) time zone."""
-    value = form.value(name)
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        form.errors[name] = _("Enter a date and time.")
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(str(get_timezone())))
-    # In UTC: the rules service stores the value as given, and SQLite keeps no offset.
-    return moment.astimezone(UTC).isoformat()
-
-
 def _read_rule(form: Form, *, new: bool) -> dict[str, Any] | None:
     """The form as the API's RuleIn (new) or a full RuleEdit body, or None with errors set."""
     body: dict[str, Any] = {"category": form.value("category"), "unit": form.value("unit"),
@@ -114,17 +95,12 @@ def _read_rule(form: Form, *, new: bool) -> dict[str, Any] | None:
         if cap is not None or not new:
             body[name] = cap  # empty on an edit: no cap any more
     for name in ("active_from", "active_until"):
-        moment = _moment(form, name)
+        moment = form.moment(name, required=False)
         if moment is not None or not new:
-            body[name] = moment
+            body[name] = moment.isoformat() if moment else None
     if not form.ok:
         return None
-    try:
-        return (RuleIn() if new else RuleEdit()).load(body)
-    except MaValidationError as err:
-        for name, messages in err.normalized_messages().items():
-            form.errors[name] = _field_message(name, messages)
-        return None
+    return form.load(RuleIn() if new else RuleEdit(), body, _field_message)
 
 
 def _field_message(name: str, messages: Any) -> str:
@@ -214,8 +190,7 @@ def console_rule_new():
         return _form_page(form, status=422)
     except ValidationFailed as err:
         db.session.rollback()
-        for name, messages in (err.errors or {}).items():
-            form.errors[name] = _field_message(name, messages)
+        form.add_errors(err.errors, _field_message)
         return _form_page(form, status=422)
     return redirect(url_for("web.console_rule", rule_id=rule.id))
 
@@ -244,7 +219,6 @@ def console_rule_edit(rule_id: int):
                                        changes=changes)
     except ValidationFailed as err:
         db.session.rollback()
-        for name, messages in (err.errors or {}).items():
-            form.errors[name] = _field_message(name, messages)
+        form.add_errors(err.errors, _field_message)
         return _form_page(form, rule=rule, status=422)
     return redirect(url_for("web.console_rule", rule_id=successor.id))
