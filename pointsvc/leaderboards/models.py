@@ -70,6 +70,9 @@ class Tally(db.Model):
     street_id: Mapped[int] = mapped_column(BigInteger)
     community_id: Mapped[int] = mapped_column(BigInteger)
     grid_id: Mapped[int] = mapped_column(BigInteger)  # 0: no grid
+    # What others see: the masked name (张*明); NULL for anonymous residents (shown as
+    # 匿名居民) and unlisted rows. Kept by the drainer, so a board joins no people tables.
+    shown_name: Mapped[str | None] = mapped_column(String(100))
 
 
 class ScoreCount(db.Model):

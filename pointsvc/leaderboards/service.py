@@ -101,7 +101,7 @@ def scope_of(*, node_id: int) -> dict[str, Any]:
 # board is a hot read and building SQLAlchemy expressions cost more than running them.
 _PAGE_SQL = """
 WITH page AS (
-  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  SELECT t.resident_id, t.{metric} AS score, t.shown_name FROM leaderboard_tallies t
   WHERE t.{level}_id = :node AND t.period = :period AND t.category = :category
     AND t.listed = :listed {positive} {keyset}
   ORDER BY t.{metric} {direction}, t.resident_id {direction}
@@ -113,12 +113,9 @@ WITH page AS (
            ORDER BY score DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS n
   FROM counts
 )
-SELECT page.resident_id, page.score, 1 + COALESCE(ahead.n, 0) AS rank, u.display_name,
-       r.privacy
+SELECT page.resident_id, page.score, 1 + COALESCE(ahead.n, 0) AS rank, page.shown_name
 FROM page
 LEFT JOIN ahead ON ahead.score = page.score
-JOIN residents r ON r.id = page.resident_id
-JOIN users u ON u.id = r.user_id
 ORDER BY page.score {direction}, page.resident_id {direction}
 """
 # Where the number of listed residents per score comes from. Districts and streets (up to a
@@ -174,10 +171,17 @@ def _board_rows(*, scope: dict[str, Any], period: str, category: str, metric: st
     return rows
 
 
+def _shown(name: str | None, *, english: bool) -> str:
+    """A tally row's shown name; NULL there means the resident chose anonymity."""
+    if name is None:
+        return ANONYMOUS_NAME_EN if english else ANONYMOUS_NAME
+    return name
+
+
 def _row_json(row: Any, *, metric: str, me: int | None, english: bool) -> dict[str, Any]:
     return {
         "rank": int(row.rank),
-        "name": display_name(name=row.display_name, privacy=row.privacy, english=english),
+        "name": _shown(row.shown_name, english=english),
         "value": _value(metric, row.score),
         "is_me": row.resident_id == me,
     }
@@ -228,19 +232,19 @@ def _my_scopes(resident: Resident, levels: tuple[str, ...] = BOARD_LEVELS
 # rank them (and me); all scopes in ONE statement, so one snapshot and one round trip.
 _NEAR_CTES = """
 above{i} AS (
-  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  SELECT t.resident_id, t.{metric} AS score, t.shown_name FROM leaderboard_tallies t
   WHERE t.{level}_id = :node{i} AND t.period = :period AND t.category = :category
     AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) > (:score, :rid)
   ORDER BY t.{metric} ASC, t.resident_id ASC LIMIT :n
 ), below{i} AS (
-  SELECT t.resident_id, t.{metric} AS score FROM leaderboard_tallies t
+  SELECT t.resident_id, t.{metric} AS score, t.shown_name FROM leaderboard_tallies t
   WHERE t.{level}_id = :node{i} AND t.period = :period AND t.category = :category
     AND t.listed = :listed {positive} AND (t.{metric}, t.resident_id) < (:score, :rid)
   ORDER BY t.{metric} DESC, t.resident_id DESC LIMIT :n
 ), near{i} AS (
-  SELECT 1 AS side, resident_id, score FROM above{i}
-  UNION ALL SELECT 2 AS side, resident_id, score FROM below{i}
-  UNION ALL SELECT 0 AS side, :rid AS resident_id, :score AS score
+  SELECT 1 AS side, resident_id, score, shown_name FROM above{i}
+  UNION ALL SELECT 2 AS side, resident_id, score, shown_name FROM below{i}
+  UNION ALL SELECT 0 AS side, :rid AS resident_id, :score AS score, NULL AS shown_name
 ), counts{i} AS MATERIALIZED (
   {counts}
 )"""
@@ -249,10 +253,8 @@ SELECT {i} AS scope, near{i}.side AS side, near{i}.resident_id AS resident_id,
        near{i}.score AS score,
        1 + COALESCE((SELECT SUM(k.n) FROM counts{i} k WHERE k.score > near{i}.score), 0)
          AS rank,
-       u.display_name AS display_name, r.privacy AS privacy
-FROM near{i}
-JOIN residents r ON r.id = near{i}.resident_id
-JOIN users u ON u.id = r.user_id"""
+       near{i}.shown_name AS shown_name
+FROM near{i}"""
 
 
 def _near_statement(levels: tuple[str, ...], metric: str):  # type: ignore[no-untyped-def]

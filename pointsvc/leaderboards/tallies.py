@@ -25,11 +25,11 @@ from sqlalchemy import BigInteger, any_, bindparam, delete, event, func, inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from ..common import as_utc
+from ..common import as_utc, mask_name
 from ..extensions import db
 from ..ledger.service import POSTING_HOOKS, Posted, _insert
 from ..orgs.models import OrgNode
-from ..people.models import Resident
+from ..people.models import Resident, User
 from . import cache
 from .models import HISTOGRAM_LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
 
@@ -68,19 +68,30 @@ def on_posted(posted: list[Posted]) -> None:
         db.session.execute(TallyOutbox.__table__.insert(), ids)
 
 
+def _changed(obj: Any, names: tuple[str, ...]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in names)
+
+
 def _queue_relists(session: Session, _context: Any, _instances: Any) -> None:
-    """before_flush: a resident's privacy, minor flag or place changed -> re-list their rows."""
-    changed = []
+    """before_flush: a resident's privacy, minor flag, place or name changed -> re-list
+    their rows (which carry the listing, the scope ids and the shown name)."""
+    residents, users = [], []
     for obj in session.dirty:
-        if not isinstance(obj, Resident) or obj.id is None:
-            continue
-        state = inspect(obj)
-        if any(state.attrs[name].history.has_changes()
-               for name in ("privacy", "is_minor", "community_id", "grid_id")):
-            changed.append(obj.id)
-    for resident_id in changed:
+        if isinstance(obj, Resident) and obj.id is not None and _changed(
+                obj, ("privacy", "is_minor", "community_id", "grid_id")):
+            residents.append(obj.id)
+        elif isinstance(obj, User) and obj.id is not None and _changed(obj, ("display_name",)):
+            users.append(obj.id)
+    for resident_id in residents:
         session.execute(
             _insert(RelistOutbox.__table__).values(resident_id=resident_id)
+            .on_conflict_do_nothing()
+        )
+    for user_id in users:
+        session.execute(
+            _insert(RelistOutbox.__table__)
+            .from_select(["resident_id"], select(Resident.id).where(Resident.user_id == user_id))
             .on_conflict_do_nothing()
         )
 
@@ -194,6 +205,13 @@ def stored_time(value: Any) -> datetime:
     return as_utc(value)
 
 
+def shown_name(*, name: str | None, privacy: str, minor: bool) -> str | None:
+    """What a tally row shows others: the masked name; None when anonymous or unlisted."""
+    if minor or privacy != "public":
+        return None
+    return mask_name(name) or ""
+
+
 class Places:
     """Scope nodes and time zones of communities, and residents' places, read once."""
 
@@ -218,20 +236,24 @@ class Places:
         return self.communities[community_id]
 
     def residents(self, resident_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Current place and listing of residents: what their tally rows carry."""
+        """Current place, listing and shown name of residents: what their tally rows carry."""
         found: dict[int, dict[str, Any]] = {}
         ids = sorted(set(resident_ids))
         for start in range(0, len(ids), 5000):
             rows = db.session.execute(
                 select(Resident.id, Resident.community_id, Resident.grid_id, Resident.is_minor,
-                       Resident.privacy).where(in_ids(Resident.id, ids[start:start + 5000]))
+                       Resident.privacy, User.display_name)
+                .join(User, User.id == Resident.user_id)
+                .where(in_ids(Resident.id, ids[start:start + 5000]))
             ).all()
             self.prefetch(row[1] for row in rows)
-            for rid, community_id, grid_id, minor, privacy in rows:
+            for rid, community_id, grid_id, minor, privacy, name in rows:
                 district_id, street_id, _ = self.community(community_id)
                 found[rid] = {"district_id": district_id, "street_id": street_id,
                               "community_id": community_id, "grid_id": grid_id or 0,
-                              "listed": not minor and privacy != "hidden"}
+                              "listed": not minor and privacy != "hidden",
+                              "shown_name": shown_name(name=name, privacy=privacy,
+                                                       minor=minor)}
         return found
 
 
@@ -322,9 +344,9 @@ def apply_changes(*, deltas: dict[tuple[int, str, str], list[int]],
 
 
 _TALLY_COLUMNS = ("resident_id", "period", "category", "points", "minutes", "listed",
-                  "district_id", "street_id", "community_id", "grid_id")
+                  "district_id", "street_id", "community_id", "grid_id", "shown_name")
 _TALLY_TYPES = ("bigint", "text", "text", "bigint", "bigint", "boolean", "bigint", "bigint",
-                "bigint", "bigint")
+                "bigint", "bigint", "text")
 _COUNT_COLUMNS = ("node_id", "period", "category", "metric", "score", "residents")
 _COUNT_TYPES = ("bigint", "text", "text", "text", "bigint", "bigint")
 
@@ -347,7 +369,7 @@ def _upsert(table: str, columns: tuple[str, ...], types: tuple[str, ...], key: i
         for start in range(0, len(rows), 5000):
             chunk = rows[start:start + 5000]
             # Array literals as text: psycopg's per-element list dumping cost more than the
-            # upsert itself. Values are ints, booleans and fixed keys (no quotes or commas).
+            # upsert itself.
             db.session.execute(text(sql), {c: _array_literal(row[c] for row in chunk)
                                            for c in columns})
         return
@@ -358,8 +380,21 @@ def _upsert(table: str, columns: tuple[str, ...], types: tuple[str, ...], key: i
 
 
 def _array_literal(values: Iterable[Any]) -> str:
-    return "{" + ",".join(("t" if v else "f") if isinstance(v, bool) else str(v)
-                          for v in values) + "}"
+    """A PostgreSQL array literal of ints, booleans, fixed keys and free text (names)."""
+    return "{" + ",".join(_array_element(v) for v in values) + "}"
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    # Quoted, with backslash and double quote escaped: any text survives, commas,
+    # braces, quotes, "NULL" and blanks included.
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
 
 
 def _upsert_tallies(rows: list[dict[str, Any]]) -> None:
@@ -517,7 +552,7 @@ def rebuild() -> dict[str, int]:
 def check_tallies() -> list[str]:
     """Violations: tallies that differ from the ledger, histograms that differ from tallies."""
     try:
-        return _check_tallies() + _check_counts()
+        return _check_tallies() + _check_counts() + _check_names()
     except Exception as exc:  # a missing table must not hide the ledger's own checks
         db.session.rollback()
         return [f"leaderboard tallies could not be checked: {type(exc).__name__}: {exc}"[:300]]
@@ -540,6 +575,28 @@ def _check_tallies() -> list[str]:
             if have != want:
                 problems.append(f"tally differs from the ledger: {key} has {have}, "
                                 f"ledger says {want}")
+            if len(problems) >= 20:
+                return problems
+    return problems
+
+
+def _check_names() -> list[str]:
+    """Rows whose listing or shown name differs from the people tables (queued aside)."""
+    problems: list[str] = []
+    queued = set(db.session.scalars(select(RelistOutbox.resident_id)))
+    for low, high in _resident_chunks():
+        stored = db.session.execute(
+            select(Tally.resident_id, Tally.listed, Tally.shown_name).distinct()
+            .where(Tally.resident_id.between(low, high))).all()
+        current = Places().residents({row.resident_id for row in stored})
+        for resident_id, listed, name in stored:
+            place = current.get(resident_id)
+            if resident_id in queued or place is None:
+                continue
+            if (listed, name) != (place["listed"], place["shown_name"]):
+                # the resident's id only: a check's output is no place for names
+                problems.append(f"tally rows of resident {resident_id} differ from the people "
+                                "tables in listing or shown name")
             if len(problems) >= 20:
                 return problems
     return problems

@@ -425,10 +425,14 @@ def _erase_activity(resident_id: int, now: datetime, changed: Any) -> None:
 
 
 def _erase_other_areas(resident_id: int, changed: Any) -> None:
-    """Appeals (their texts blanked) and geofence refusals (deleted: where the person was)."""
+    """Appeals (their texts blanked), geofence refusals (deleted: where the person was) and
+    the boards' copy of the masked name (blanked now, not at the next drain)."""
     from ..appeals.service import erase_resident as erase_appeals
 
     changed("appeals", erase_appeals(resident_id=resident_id))
+    changed("leaderboard_tallies", db.session.execute(
+        text("UPDATE leaderboard_tallies SET shown_name = NULL WHERE resident_id = :rid"),
+        {"rid": resident_id}))
     for table in _geofence_tables():
         changed(table, db.session.execute(text(f"DELETE FROM {table} WHERE resident_id = :rid"),
                                           {"rid": resident_id}))
