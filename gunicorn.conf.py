@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 
@@ -45,6 +47,14 @@ if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsvc-metrics-")
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+# Leaderboard tallies are drained by one process beside the workers (`flask leaderboards
+# drain --follow`), not by a thread in every worker: the drain's Python then never competes
+# with a request for its worker's interpreter lock. Workers inherit "process" and only stand
+# by (they drain every 10 intervals, should this process be gone). POINTSVC_LEADERBOARD_DRAINER
+# =thread keeps the old way.
+os.environ.setdefault("POINTSVC_LEADERBOARD_DRAINER", "process")
+_drainer: subprocess.Popen | None = None
+
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """Start from an empty metrics directory: files of a previous run would be summed too."""
@@ -57,6 +67,18 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
             os.unlink(path)
 
 
+def when_ready(server) -> None:  # type: ignore[no-untyped-def]
+    """Start the leaderboard drainer process (before the workers are forked)."""
+    global _drainer
+    drain_seconds = os.environ.get("POINTSVC_LEADERBOARD_DRAIN_SECONDS", "").strip()
+    if os.environ["POINTSVC_LEADERBOARD_DRAINER"] != "process" or drain_seconds == "0":
+        return
+    _drainer = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", server.app.app_uri, "leaderboards", "drain",
+         "--follow"])
+    server.log.info("leaderboard drainer started (pid %s)", _drainer.pid)
+
+
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
     """A dead worker's live gauges must stop counting (its counters stay in the sum)."""
     from prometheus_client import multiprocess
@@ -65,5 +87,11 @@ def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def on_exit(server) -> None:  # type: ignore[no-untyped-def]
+    if _drainer is not None and _drainer.poll() is None:
+        _drainer.terminate()  # an interrupted drain rolls back: its postings stay queued
+        try:
+            _drainer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _drainer.kill()
     if _own_metrics_dir:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)

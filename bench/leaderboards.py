@@ -71,7 +71,7 @@ def seed_tree(app):  # type: ignore[no-untyped-def]
         return district.id, streets, communities, user.id
 
 
-def synthetic_rows(resident_ids: list[int], places: dict[int, tuple[int, int, int]],
+def synthetic_rows(resident_ids: list[int], places: dict[int, tuple[int, int, int, str]],
                    district: int) -> tuple[io.StringIO, int, int]:
     """COPY text of month + all-time tally rows for a synthetic 20M-posting history."""
     rng = random.Random(20)
@@ -79,7 +79,7 @@ def synthetic_rows(resident_ids: list[int], places: dict[int, tuple[int, int, in
     out = io.StringIO()
     rows = postings = 0
     for rid in resident_ids:
-        street, community, grid = places[rid]
+        street, community, grid, shown = places[rid]
         n = min(int(rng.expovariate(1 / mean)) + 1, 50 * int(mean))
         postings += n
         for period, count in (("all", n), (MONTH, sum(rng.random() < 1 / 12
@@ -103,7 +103,7 @@ def synthetic_rows(resident_ids: list[int], places: dict[int, tuple[int, int, in
                 if category != "all" and points == 0 and minutes == 0:
                     continue
                 out.write(f"{rid}\t{period}\t{category}\t{points}\t{minutes}\tt\t{district}\t"
-                          f"{street}\t{community}\t{grid}\n")
+                          f"{street}\t{community}\t{grid}\t{shown}\n")
                 rows += 1
     out.seek(0)
     return out, rows, postings
@@ -125,7 +125,7 @@ def load_tallies(url: str, resident_ids: list[int], places, district: int) -> di
             conn.execute(f"DROP INDEX {name}")
         with conn.cursor().copy(
             "COPY leaderboard_tallies (resident_id, period, category, points, minutes, listed,"
-            " district_id, street_id, community_id, grid_id) FROM STDIN"
+            " district_id, street_id, community_id, grid_id, shown_name) FROM STDIN"
         ) as copy:
             while chunk := text.read(1 << 20):
                 copy.write(chunk)
@@ -148,22 +148,26 @@ def load_tallies(url: str, resident_ids: list[int], places, district: int) -> di
 
 
 def place_residents(url: str, resident_ids: list[int], streets, communities) -> dict:  # type: ignore[no-untyped-def]
-    """Give every resident a grid (round robin inside their community)."""
+    """Give every resident a grid (round robin inside their community); with the masked
+    name their tally rows show (all seeded residents are public adults)."""
     import psycopg
+
+    from pointsvc.common import mask_name
 
     places = {}
     with psycopg.connect(c.psycopg_url(url)) as conn:
-        rows = conn.execute("SELECT id, community_id FROM residents WHERE id = ANY(%s)",
+        rows = conn.execute("SELECT r.id, r.community_id, u.display_name FROM residents r "
+                            "JOIN users u ON u.id = r.user_id WHERE r.id = ANY(%s)",
                             (resident_ids,)).fetchall()
         grid_of: dict[int, int] = {}
         seen: dict[int, int] = {}
-        for rid, community in rows:
+        for rid, community, name in rows:
             # round robin inside each community (a global counter would put every resident
             # of a community in the same grid, since communities are assigned round robin too)
             seen[community] = seen.get(community, -1) + 1
             grid = communities[community][seen[community] % 10]
             grid_of[rid] = grid
-            places[rid] = (streets[community], community, grid)
+            places[rid] = (streets[community], community, grid, mask_name(name))
         with conn.cursor() as cur:
             cur.execute("CREATE TEMP TABLE tmp_grids (id bigint, grid_id bigint)")
             with cur.copy("COPY tmp_grids (id, grid_id) FROM STDIN") as copy:

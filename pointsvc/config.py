@@ -40,6 +40,14 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of choices (the first when unset)."""
+    raw = (_env(name) or "").strip() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"POINTSVC_{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def decode_secret(raw: str) -> bytes:
     """Secrets are given as base64 (standard or URL-safe); anything else is taken as UTF-8 text."""
     text = raw.strip()
@@ -154,6 +162,10 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         # queueing off (benchmarks compare award throughput with and without it).
         "LEADERBOARD_TALLIES": _env_bool("LEADERBOARD_TALLIES", True),
         "LEADERBOARD_DRAIN_SECONDS": _env_int("LEADERBOARD_DRAIN_SECONDS", 1),
+        # Who drains: "thread" (every serving process) or "process" (`flask leaderboards
+        # drain --follow` beside them, started by gunicorn.conf.py; the serving processes
+        # then only stand by, every 10 intervals).
+        "LEADERBOARD_DRAINER": _env_choice("LEADERBOARD_DRAINER", ("thread", "process")),
         # How long a worker answers repeats of a board page from memory (0: never).
         "LEADERBOARD_CACHE_SECONDS": _env_int("LEADERBOARD_CACHE_SECONDS", 1),
         # Redemption: holds expire after N minutes; refunds allowed N days after capture;

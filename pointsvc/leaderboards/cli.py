@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 leaderboards_cli = AppGroup("leaderboards", help="Leaderboard tallies.")
@@ -22,11 +24,23 @@ def rebuild_command() -> None:
 
 
 @leaderboards_cli.command("drain")
-def drain_command() -> None:
+@click.option("--follow", is_flag=True,
+              help="Keep draining every POINTSVC_LEADERBOARD_DRAIN_SECONDS until stopped "
+                   "(or until the process that started it exits).")
+def drain_command(follow: bool) -> None:
     """Fold every queued posting into the tallies now (serving processes do it every second)."""
-    from .tallies import drain_all
+    from .tallies import drain_all, run_drainer
 
-    click.echo(f"drained {drain_all()} queued postings")
+    if not follow:
+        click.echo(f"drained {drain_all()} queued postings")
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interval = float(app.config["LEADERBOARD_DRAIN_SECONDS"]) or 1.0
+    parent = os.getppid()
+    click.echo(f"draining every {interval:g} s")
+    # Started by gunicorn's master: when that master is gone, so is this process's reason
+    # to run (a process of its own is reparented, and getppid() changes).
+    run_drainer(app, interval=interval, keep_going=lambda: os.getppid() == parent)
 
 
 @leaderboards_cli.command("check")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, any_, bindparam, delete, event, func, inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from .. import sql
 from ..common import as_utc, mask_name
 from ..extensions import db
 from ..ledger.service import POSTING_HOOKS, Posted, _insert
@@ -34,6 +35,7 @@ from . import cache
 from .models import HISTOGRAM_LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
 
 DRAIN_LOCK_ID = 727_101
+DRAIN_BATCH = 5000  # postings folded per drain transaction
 # Kinds that earn or lose leaderboard points (spending and expiry do not lower a rank).
 EARNING_KINDS = ("award", "deduction", "adjustment")
 ALL = "all"
@@ -59,13 +61,16 @@ def on_posted(posted: list[Posted]) -> None:
     if not current_app.config.get("LEADERBOARD_TALLIES", True):
         return
     ids = [
-        {"transaction_id": header["id"]}
-        for header, _ in posted
+        header["id"] for header, _ in posted
         if header["subject_resident_id"] is not None
         and header["kind"] in (*EARNING_KINDS, "reversal")
     ]
-    if ids:
-        db.session.execute(TallyOutbox.__table__.insert(), ids)
+    if len(ids) == 1:  # a single award: the driver's cursor, no statement to build
+        sql.rows("INSERT INTO leaderboard_outbox (transaction_id) VALUES (%(id)s)",
+                 {"id": ids[0]})
+    elif ids:
+        db.session.execute(TallyOutbox.__table__.insert(),
+                           [{"transaction_id": tx_id} for tx_id in ids])
 
 
 def _changed(obj: Any, names: tuple[str, ...]) -> bool:
@@ -425,7 +430,7 @@ def _take_lock() -> bool:
     return True  # SQLite: BEGIN IMMEDIATE already made us the only writer
 
 
-def drain(*, limit: int = 5000) -> int:
+def drain(*, limit: int = DRAIN_BATCH) -> int:
     """Fold up to `limit` queued postings (and pending re-listings); returns how many.
 
     Returns 0 without waiting when another drainer holds the lock.
@@ -468,12 +473,47 @@ def backlog() -> int:
     return int(db.session.scalar(select(func.count()).select_from(TallyOutbox)) or 0)
 
 
+def drain_tick() -> int:
+    """One drainer tick: fold what is queued, again only while batches come back full."""
+    # Chasing the postings that arrive during a drain would fold them a few at a time, and
+    # a drain's fixed cost (a dozen statements) then outweighs its rows (measured: 1.0 ms of
+    # CPU per posting instead of 0.15).
+    moved = total = drain(limit=DRAIN_BATCH)
+    while moved >= DRAIN_BATCH:
+        moved = drain(limit=DRAIN_BATCH)
+        total += moved
+    return total
+
+
+def run_drainer(app: Flask, *, interval: float, keep_going: Callable[[], bool]) -> None:
+    """Drain every `interval` seconds while keep_going() says so; a failed tick is logged
+    and retried at the next one (a drain is one transaction: nothing half-folded stays)."""
+    while keep_going():
+        time.sleep(interval)
+        with app.app_context():
+            try:
+                drain_tick()
+            except Exception:
+                db.session.rollback()
+                current_app.logger.exception("leaderboard drain failed")
+            finally:
+                db.session.remove()
+
+
+# The serving processes' own drainer threads. With a drainer process beside them
+# (LEADERBOARD_DRAINER = "process", which gunicorn.conf.py starts), they only stand by:
+# they drain every BACKUP_FACTOR intervals, so boards still move if that process is gone.
+BACKUP_FACTOR = 10
+
+
 class AutoDrainer:
-    """Drains the outbox in a background thread every `interval` seconds."""
+    """Drains the outbox in a background thread of a serving process."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.interval = float(app.config.get("LEADERBOARD_DRAIN_SECONDS", 1.0))
+        if app.config.get("LEADERBOARD_DRAINER") == "process":
+            self.interval *= BACKUP_FACTOR
         self._started = False
         self._lock = threading.Lock()
 
@@ -482,20 +522,10 @@ class AutoDrainer:
             if self._started or self.interval <= 0:
                 return
             self._started = True
-            threading.Thread(target=self._run, name="pointsvc-tallies", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
-            with self.app.app_context():
-                try:
-                    while drain() > 0:
-                        pass
-                except Exception:  # drain again on the next tick; never kill the worker
-                    db.session.rollback()
-                    current_app.logger.exception("leaderboard drain failed")
-                finally:
-                    db.session.remove()
+            threading.Thread(target=run_drainer, name="pointsvc-tallies", daemon=True,
+                             args=(self.app,),
+                             kwargs={"interval": self.interval, "keep_going": lambda: True}
+                             ).start()
 
 
 def start_drainer(app: Flask) -> None:
