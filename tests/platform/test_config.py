@@ -140,3 +140,12 @@ def test_bad_integer_setting_names_the_variable(clean_env, tmp_path):
     clean_env.setenv("POINTSVC_LOGIN_MAX_FAILURES", "five")
     with pytest.raises(ConfigError, match="POINTSVC_LOGIN_MAX_FAILURES"):
         build_config(str(tmp_path))
+
+
+def test_the_leaderboard_drainer_setting_takes_thread_or_process_only(clean_env, tmp_path):
+    assert build_config(str(tmp_path))["LEADERBOARD_DRAINER"] == "thread"
+    clean_env.setenv("POINTSVC_LEADERBOARD_DRAINER", "process")
+    assert build_config(str(tmp_path))["LEADERBOARD_DRAINER"] == "process"
+    clean_env.setenv("POINTSVC_LEADERBOARD_DRAINER", "cron")
+    with pytest.raises(ConfigError, match="POINTSVC_LEADERBOARD_DRAINER"):
+        build_config(str(tmp_path))

@@ -124,3 +124,72 @@ def test_metrics_are_summed_across_gunicorn_workers(sqlite_template, tmp_path):
             process.kill()
             process.wait()
         log.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be collected
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["terminate", "kill"])
+def test_a_drainer_process_runs_beside_the_workers_and_ends_with_them(sqlite_template,
+                                                                      tmp_path, stop):
+    import re
+    import signal
+    import sqlite3
+
+    if not GUNICORN.exists():
+        pytest.skip("gunicorn is not installed in this environment")
+    database = tmp_path / "served.db"
+    shutil.copyfile(sqlite_template, database)
+    # A queued posting id without a transaction: the drainer folds nothing and dequeues it.
+    with sqlite3.connect(database) as conn:
+        conn.execute("INSERT INTO leaderboard_outbox (transaction_id) VALUES (424242)")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("POINTSVC_", "PROMETHEUS_"))}
+    env.update({f"POINTSVC_{name}": value for name, value in TEST_SECRETS.items()})
+    env.update(POINTSVC_DATABASE_URL=f"sqlite:///{database}", POINTSVC_WORKERS="1",
+               POINTSVC_LOG_REQUESTS="0", POINTSVC_LEADERBOARD_DRAIN_SECONDS="1",
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{_free_port()}", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # No request is sent: a worker's stand-by thread starts with its first request, so
+        # whatever drains the queue here is the drainer process.
+        _wait_for(lambda: "leaderboard drainer started" in log_path.read_text(), 30,
+                  "no drainer process was started")
+        drainer = int(re.search(r"leaderboard drainer started \(pid (\d+)\)",
+                                log_path.read_text()).group(1))
+        command = Path(f"/proc/{drainer}/cmdline").read_bytes().split(b"\0")
+        assert command[-4:-1] == [b"leaderboards", b"drain", b"--follow"]
+
+        def queued() -> int:
+            with sqlite3.connect(database) as conn:
+                return conn.execute("SELECT COUNT(*) FROM leaderboard_outbox").fetchone()[0]
+
+        _wait_for(lambda: queued() == 0, 30, "the drainer process did not drain the queue")
+        if stop == "terminate":  # gunicorn's on_exit stops it
+            process.terminate()
+        else:  # a master killed outright: the drainer notices it was orphaned
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+        _wait_for(lambda: not _alive(drainer), 20, "the drainer outlived gunicorn")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

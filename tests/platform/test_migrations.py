@@ -94,3 +94,38 @@ def test_upgrade_matches_the_models_and_downgrade_removes_everything(empty_datab
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_0015_fills_the_shown_name_of_existing_tally_rows(empty_database):
+    from sqlalchemy import text
+
+    from pointsvc.common import mask_name
+    from pointsvc.people.models import Resident
+    from tests.factories import make_resident, make_tree
+
+    app = create_app(base_config(empty_database))
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR, revision="0014")
+    tree = make_tree(app)
+    people = {name: make_resident(app, community_id=tree.community_a, name=name)[1]
+              for name in ("张三丰", "李四", "王", "匿名者", "小朋友", "欧阳娜娜")}
+    with app.app_context():
+        db.session.get(Resident, people["匿名者"]).privacy = "anonymous"
+        db.session.get(Resident, people["小朋友"]).is_minor = True
+        db.session.commit()
+        for resident_id in people.values():
+            for period in ("all", "m:2026-11"):
+                db.session.execute(text(
+                    "INSERT INTO leaderboard_tallies (resident_id, period, category, points,"
+                    " minutes, listed, district_id, street_id, community_id, grid_id)"
+                    " VALUES (:rid, :period, 'all', 5, 0, TRUE, 1, 2, 3, 0)"),
+                    {"rid": resident_id, "period": period})
+        db.session.commit()
+        upgrade(directory=MIGRATIONS_DIR, revision="0015")
+        shown = dict(db.session.execute(text(
+            "SELECT DISTINCT resident_id, shown_name FROM leaderboard_tallies")).all())
+        db.session.remove()
+        db.engine.dispose()
+    assert shown == {people[name]: mask_name(name)
+                     for name in ("张三丰", "李四", "王", "欧阳娜娜")} | {
+        people["匿名者"]: None, people["小朋友"]: None}
