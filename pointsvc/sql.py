@@ -13,6 +13,7 @@ Values must be plain (int, str, None, bool); datetimes go through `db_time()`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -67,6 +68,31 @@ def one(sql: str, params: dict[str, Any] | None = None) -> tuple | None:
     """The first row of a statement, or None."""
     found = rows(sql, params)
     return found[0] if found else None
+
+
+def array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (`{1,2,NULL,"a b"}`) of ints, booleans, datetimes and text.
+
+    Set-based statements pass each column as one such text, cast in SQL (`CAST(%(x)s AS
+    bigint[])`): psycopg's per-element dumping of Python lists cost more than the
+    statements themselves. One inline loop: a bulk award formats 320,000 values.
+    """
+    parts = []
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            parts.append(str(value))
+        elif value is None:
+            parts.append("NULL")
+        elif kind is bool:
+            parts.append("t" if value else "f")
+        elif kind is datetime:
+            parts.append('"' + value.isoformat() + '"')
+        else:
+            # Quoted, backslash and double quote escaped: any text survives, commas,
+            # braces, quotes, "NULL" and blanks included.
+            parts.append('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
 
 
 def db_time(value: datetime) -> Any:

@@ -68,6 +68,9 @@ def on_posted(posted: list[Posted]) -> None:
     if len(ids) == 1:  # a single award: the driver's cursor, no statement to build
         sql.rows("INSERT INTO leaderboard_outbox (transaction_id) VALUES (%(id)s)",
                  {"id": ids[0]})
+    elif ids and sql.is_postgresql():  # a bulk award: one array, not 10,000 rows of values
+        sql.rows("INSERT INTO leaderboard_outbox (transaction_id) "
+                 "SELECT unnest(CAST(%(ids)s AS bigint[]))", {"ids": sql.array_literal(ids)})
     elif ids:
         db.session.execute(TallyOutbox.__table__.insert(),
                            [{"transaction_id": tx_id} for tx_id in ids])
@@ -369,37 +372,17 @@ def _upsert(table: str, columns: tuple[str, ...], types: tuple[str, ...], key: i
     conflict = ", ".join(columns[:key])
     if _pg():
         arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(columns, types, strict=True))
-        sql = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
-               f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
+        statement = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+                     f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
         for start in range(0, len(rows), 5000):
             chunk = rows[start:start + 5000]
-            # Array literals as text: psycopg's per-element list dumping cost more than the
-            # upsert itself.
-            db.session.execute(text(sql), {c: _array_literal(row[c] for row in chunk)
-                                           for c in columns})
+            db.session.execute(text(statement), {
+                c: sql.array_literal(row[c] for row in chunk) for c in columns})
         return
     values = ", ".join(f":{c}" for c in columns)
-    sql = (f"INSERT INTO {table} ({names}) VALUES ({values}) "
-           f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
-    db.session.execute(text(sql), rows)
-
-
-def _array_literal(values: Iterable[Any]) -> str:
-    """A PostgreSQL array literal of ints, booleans, fixed keys and free text (names)."""
-    return "{" + ",".join(_array_element(v) for v in values) + "}"
-
-
-def _array_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    # Quoted, with backslash and double quote escaped: any text survives, commas,
-    # braces, quotes, "NULL" and blanks included.
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+    statement = (f"INSERT INTO {table} ({names}) VALUES ({values}) "
+                 f"ON CONFLICT ({conflict}) DO UPDATE SET {update}")
+    db.session.execute(text(statement), rows)
 
 
 def _upsert_tallies(rows: list[dict[str, Any]]) -> None:

@@ -614,8 +614,8 @@ _BULK_ENTRIES = _unnest_insert("ledger_entries", _ENTRY_ARRAY_TYPES)
 _BULK_MEMOS = _unnest_insert("ledger_memos", _MEMO_ARRAY_TYPES)
 
 
-def _columns(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in names}
+def _columns(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, str]:
+    return {name: sql.array_literal(row[name] for row in rows) for name in names}
 
 
 def _copy_rows_pg(tx_rows: list[dict[str, Any]], entry_rows: list[dict[str, Any]],

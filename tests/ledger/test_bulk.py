@@ -28,6 +28,24 @@ def test_bulk_posts_every_item(app, client, world):
     assert entries[0]["memo"] == "第二次"
 
 
+def test_bulk_memos_and_references_keep_every_character_and_verify(app, client, world):
+    # Bulk rows travel to PostgreSQL as array literals: quotes, backslashes, commas,
+    # braces, line breaks, a memo reading NULL and blanks must come back exactly.
+    memos = ['他说"好"', "C:\\路径\\", "a,b{c}", "第一行\n第二行", "NULL", " 前后空格 "]
+    items = [{"resident_id": (world.resident, world.resident2)[n % 2],
+              "rule_code": "garbage-sorting", "quantity": 1,
+              "memo": memo, "evidence_ref": f"ref-{n}-{memo}"[:64]}
+             for n, memo in enumerate(memos)]  # two residents: the rule's cap is 3 a day
+    r = bulk(client, app, world.organizer, items)
+    assert r.status_code == 201, r.get_json()
+    for transaction_id, memo in zip(r.get_json()["transaction_ids"], memos, strict=True):
+        body = client.get(f"/api/v1/transactions/{transaction_id}",
+                          headers=auth(app, world.organizer)).get_json()
+        assert body["memo"] == memo
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output
+
+
 def test_bulk_lists_every_bad_item_and_posts_nothing(app, client, world):
     items = [
         {"resident_id": world.resident, "rule_code": "garbage-sorting", "quantity": 1},
