@@ -68,6 +68,8 @@ def validate_items(
     communities = _communities({r.community_id for r in residents.values()})
     thresholds = _thresholds(set(communities))
     households = staff_households(user_id=actor_user_id)
+    in_scope = {community_id: any(node.path.startswith(p) for p in scope_paths)
+                for community_id, node in communities.items()}
     rule_cache: dict[tuple[int, str], Rule | DomainError] = {}
     errors: dict[int, list[str]] = {}
     plan: list[Planned] = []
@@ -76,7 +78,7 @@ def validate_items(
         if resident is None:
             errors[index] = [f"not_found: resident {item['resident_id']} does not exist"]
             continue
-        if not any(communities[resident.community_id].path.startswith(p) for p in scope_paths):
+        if not in_scope[resident.community_id]:
             errors[index] = ["not_in_scope: the resident is outside your area"]
             continue
         if resident.user_id == actor_user_id or (
@@ -114,8 +116,12 @@ def _check_caps(plan: list[Planned], communities: dict[int, OrgNode],
     wanted: dict[tuple[int, str, str], int] = {}
     caps: dict[tuple[int, str, str], int] = {}
     item_keys: list[list[tuple[int, str, str]]] = []
+    keys_by_zone: dict[str, dict[str, str]] = {}  # one instant: its periods per time zone
     for resident, rule, _points, _item in plan:
-        keys = rulebook.period_keys(at=now, timezone=communities[resident.community_id].timezone)
+        zone = communities[resident.community_id].timezone
+        if zone not in keys_by_zone:
+            keys_by_zone[zone] = rulebook.period_keys(at=now, timezone=zone)
+        keys = keys_by_zone[zone]
         mine = []
         for name, cap in (("day", rule.cap_day), ("week", rule.cap_week),
                           ("month", rule.cap_month)):
