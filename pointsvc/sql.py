@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import exc
+from sqlalchemy import BigInteger, any_, bindparam, exc
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .extensions import db
 
@@ -68,6 +69,15 @@ def one(sql: str, params: dict[str, Any] | None = None) -> tuple | None:
     """The first row of a statement, or None."""
     found = rows(sql, params)
     return found[0] if found else None
+
+
+def in_ids(column: Any, ids: Iterable[int]) -> Any:
+    """`column IN ids`; on PostgreSQL one array parameter (= ANY), not thousands of them
+    (an expanded IN of 5,000 ids costs more to build and parse than to run)."""
+    ids = list(ids)
+    if is_postgresql():
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 def array_literal(values: Iterable[Any]) -> str:

@@ -21,8 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import BigInteger, any_, bindparam, delete, event, func, inspect, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, delete, event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from .. import sql
@@ -31,6 +30,7 @@ from ..extensions import db
 from ..ledger.service import POSTING_HOOKS, Posted, _insert
 from ..orgs.models import OrgNode
 from ..people.models import Resident, User
+from ..sql import in_ids
 from . import cache
 from .models import HISTOGRAM_LEVELS, METRICS, RelistOutbox, ScoreCount, Tally, TallyOutbox
 
@@ -39,14 +39,6 @@ DRAIN_BATCH = 5000  # postings folded per drain transaction
 # Kinds that earn or lose leaderboard points (spending and expiry do not lower a rank).
 EARNING_KINDS = ("award", "deduction", "adjustment")
 ALL = "all"
-
-
-def in_ids(column: Any, ids: Iterable[int]) -> Any:
-    """`column IN ids`; on PostgreSQL one array parameter (= ANY), not thousands of them."""
-    ids = list(ids)
-    if db.engine.dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
-    return column.in_(ids)
 
 
 def _pg() -> bool:

@@ -39,6 +39,10 @@ class BulkResident:
 def _load_residents(ids: list[int]) -> dict[int, BulkResident]:
     found: dict[int, BulkResident] = {}
     unique = sorted(set(ids))
+    if sql.is_postgresql():  # one array, not 10 statements of 1,000 placeholders to parse
+        return {row[0]: BulkResident(*row) for row in sql.rows(
+            "SELECT id, user_id, community_id, household_id FROM residents "
+            "WHERE id = ANY(CAST(%(ids)s AS bigint[]))", {"ids": sql.array_literal(unique)})}
     for start in range(0, len(unique), 1000):
         chunk = unique[start:start + 1000]
         marks = ", ".join(f"%(r{n})s" for n in range(len(chunk)))

@@ -1,5 +1,7 @@
 """Shapes of rules, awards, approvals, transactions, accounts and seals."""
 
+from typing import Any
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ..common import PageArgs, StrictSchema, UtcDateTime
@@ -129,9 +131,37 @@ class BulkItemIn(StrictSchema):
     evidence_ref = fields.String(validate=validate.Length(max=500))
 
 
+_ITEM_REQUIRED = frozenset({"resident_id", "rule_code", "quantity"})
+_ITEM_KEYS = _ITEM_REQUIRED | {"memo", "evidence_ref"}
+_ITEM_TEXTS = ("memo", "evidence_ref")
+
+
+def _plain_item(item: Any) -> bool:
+    """An item BulkItemIn loads unchanged: the same checks, only narrower (exact types)."""
+    if type(item) is not dict or not (_ITEM_REQUIRED <= item.keys() <= _ITEM_KEYS):
+        return False
+    resident_id, code, quantity = item["resident_id"], item["rule_code"], item["quantity"]
+    return (type(resident_id) is int and 1 <= resident_id <= 2**62
+            and type(quantity) is int and 1 <= quantity <= MAX_QUANTITY
+            and type(code) is str and CODE.regex.match(code) is not None
+            and all(type(item[key]) is str and len(item[key]) <= 500
+                    for key in _ITEM_TEXTS if key in item))
+
+
+class BulkItems(fields.List):
+    """A list of BulkItemIn. Plain valid items take a short path: 10,000 of them cost a
+    quarter of a second through marshmallow's per-field machinery. Any list with an item
+    that is not plainly valid is loaded by marshmallow itself, so every error reads the same."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if type(value) is list and all(_plain_item(item) for item in value):
+            return [dict(item) for item in value]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class BulkAwardIn(StrictSchema):
-    items = fields.List(fields.Nested(BulkItemIn), required=True,
-                        validate=validate.Length(min=1, max=10_000))
+    items = BulkItems(fields.Nested(BulkItemIn), required=True,
+                      validate=validate.Length(min=1, max=10_000))
 
 
 class EntryOut(StrictSchema):

@@ -444,7 +444,7 @@ def _account_ids(kind: str, owner_ids: list[int], district_id: int) -> dict[int,
             db.session.execute(
                 select(Account.owner_id, Account.id).where(
                     Account.kind == kind, Account.district_id == district_id,
-                    Account.owner_id.in_(chunk),
+                    sql.in_ids(Account.owner_id, chunk),
                 )
             ).all()
         )
@@ -513,7 +513,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
         chunk = account_ids[start:start + 5000]
         accounts.update({row.id: row for row in db.session.execute(
             select(Account.id, Account.bounded, Account.district_id, Account.held)
-            .where(Account.id.in_(chunk)))})
+            .where(sql.in_ids(Account.id, chunk)))})
     bounded_deltas: dict[int, list[int]] = {}
     system_totals: dict[int, int] = {}
     for transfer in transfers:
@@ -543,13 +543,13 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     db.session.expire_all()
 
     ids = _next_transaction_ids(len(transfers))
+    salts = _salts(len(transfers))
     now = utcnow()
     tx_rows: list[dict[str, Any]] = []
     entry_rows: list[dict[str, Any]] = []
     memo_rows: list[dict[str, Any]] = []
     posted: list[Posted] = []
-    for tx_id, transfer in zip(ids, transfers, strict=True):
-        salt = secrets.token_hex(16)
+    for tx_id, transfer, salt in zip(ids, transfers, salts, strict=True):
         header = _header(tx_id, transfer, salt, transfer.created_at or now)
         entries = []
         for leg in transfer.legs:
@@ -625,6 +625,13 @@ def _copy_rows_pg(tx_rows: list[dict[str, Any]], entry_rows: list[dict[str, Any]
     sql.rows(_BULK_ENTRIES, _columns(entry_rows, _ENTRY_ARRAY_TYPES))
     if memo_rows:
         sql.rows(_BULK_MEMOS, _columns(memo_rows, _MEMO_ARRAY_TYPES))
+
+
+def _salts(count: int) -> list[str]:
+    """`count` memo salts of 16 random bytes (hex) from one call to the system's source:
+    the same randomness as one token_hex(16) each, without 10,000 system calls."""
+    raw = secrets.token_hex(16 * count)
+    return [raw[n * 32:(n + 1) * 32] for n in range(count)]
 
 
 def _header(tx_id: int, transfer: Transfer, salt: str, now: Any) -> dict[str, Any]:

@@ -124,3 +124,36 @@ def test_bulk_bad_payloads(app, client, world):
     assert client.post("/api/v1/awards/bulk", data="{not json",
                        headers={**headers, "Content-Type": "application/json"}
                        ).status_code == 400
+
+
+def test_bulk_items_short_path_loads_exactly_what_marshmallow_loads():
+    # BulkItems skips marshmallow for plainly valid items; for every payload the result, or
+    # the error, must be what a plain List(Nested(BulkItemIn)) gives.
+    from marshmallow import ValidationError, fields, validate
+
+    from pointsvc.common import StrictSchema
+    from pointsvc.ledger.schemas import BulkAwardIn, BulkItemIn
+
+    class Reference(StrictSchema):
+        items = fields.List(fields.Nested(BulkItemIn), required=True,
+                            validate=validate.Length(min=1, max=10_000))
+
+    good = {"resident_id": 7, "rule_code": "garbage-sorting", "quantity": 3}
+    payloads = [
+        [good, {**good, "memo": "第二次", "evidence_ref": "photo-1"}],
+        [{**good, "resident_id": True}], [{**good, "quantity": 1.0}], [{**good, "quantity": 0}],
+        [{**good, "resident_id": 2**62 + 1}], [{**good, "rule_code": "Bad Code"}],
+        [{**good, "rule_code": 5}], [{**good, "memo": None}], [{**good, "memo": "长" * 501}],
+        [{**good, "extra": 1}], [{"resident_id": 7, "quantity": 1}], [good, "not an item"],
+        [], "not a list", [good] * 10_001,
+    ]
+
+    def load(schema):  # type: ignore[no-untyped-def]
+        try:
+            return "loaded", schema.load({"items": payload})
+        except ValidationError as error:
+            return "refused", error.messages
+
+    for payload in payloads:
+        assert load(BulkAwardIn()) == load(Reference()), payload
+    assert load(BulkAwardIn())[0] == "refused"  # the last payload: too many items
