@@ -75,7 +75,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
         return
     _drainer = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", server.app.app_uri, "leaderboards", "drain",
-         "--follow"])
+         "--follow", "--parent", str(os.getpid())])
     server.log.info("leaderboard drainer started (pid %s)", _drainer.pid)
 
 

@@ -25,9 +25,11 @@ def rebuild_command() -> None:
 
 @leaderboards_cli.command("drain")
 @click.option("--follow", is_flag=True,
-              help="Keep draining every POINTSVC_LEADERBOARD_DRAIN_SECONDS until stopped "
-                   "(or until the process that started it exits).")
-def drain_command(follow: bool) -> None:
+              help="Keep draining every POINTSVC_LEADERBOARD_DRAIN_SECONDS until stopped.")
+@click.option("--parent", type=int, default=None,
+              help="With --follow: stop once process PARENT is no longer this one's parent "
+                   "(gunicorn's master passes its own pid).")
+def drain_command(follow: bool, parent: int | None) -> None:
     """Fold every queued posting into the tallies now (serving processes do it every second)."""
     from .tallies import drain_all, run_drainer
 
@@ -36,11 +38,12 @@ def drain_command(follow: bool) -> None:
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     interval = float(app.config["LEADERBOARD_DRAIN_SECONDS"]) or 1.0
-    parent = os.getppid()
     click.echo(f"draining every {interval:g} s")
-    # Started by gunicorn's master: when that master is gone, so is this process's reason
-    # to run (a process of its own is reparented, and getppid() changes).
-    run_drainer(app, interval=interval, keep_going=lambda: os.getppid() == parent)
+    # The parent's pid comes from the parent itself: read here with getppid(), a master that
+    # died while this process started would already have been replaced by init, and this
+    # process would then drain forever on its own.
+    run_drainer(app, interval=interval,
+                keep_going=lambda: parent is None or os.getppid() == parent)
 
 
 @leaderboards_cli.command("check")

@@ -176,7 +176,8 @@ def test_a_drainer_process_runs_beside_the_workers_and_ends_with_them(sqlite_tem
         drainer = int(re.search(r"leaderboard drainer started \(pid (\d+)\)",
                                 log_path.read_text()).group(1))
         command = Path(f"/proc/{drainer}/cmdline").read_bytes().split(b"\0")
-        assert command[-4:-1] == [b"leaderboards", b"drain", b"--follow"]
+        assert command[-6:-1] == [b"leaderboards", b"drain", b"--follow", b"--parent",
+                                  str(process.pid).encode()]
 
         def queued() -> int:
             with sqlite3.connect(database) as conn:
@@ -193,3 +194,20 @@ def test_a_drainer_process_runs_beside_the_workers_and_ends_with_them(sqlite_tem
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_following_drainer_whose_parent_is_gone_stops(sqlite_template, tmp_path):
+    # Orphaned before its first tick (the master died while it started): it must not drain
+    # on forever. Its parent here is this test, never pid 1.
+    database = tmp_path / "served.db"
+    shutil.copyfile(sqlite_template, database)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("POINTSVC_")}
+    env.update({f"POINTSVC_{name}": value for name, value in TEST_SECRETS.items()})
+    env.update(POINTSVC_DATABASE_URL=f"sqlite:///{database}",
+               POINTSVC_LEADERBOARD_DRAIN_SECONDS="1")
+    finished = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi:app", "leaderboards", "drain",
+         "--follow", "--parent", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    assert "draining every 1 s" in finished.stdout
