@@ -17,14 +17,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app
 from sqlalchemy import select, text
 
-from ..common import mask_name
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..orgs.service import node_facts
 from ..people.models import Resident, User
 from . import cache
 from .models import HISTOGRAM_LEVELS, Tally
-from .tallies import ALL, now_local_date, period_key
+from .tallies import ALL, now_local_date, period_key, shown_name
 
 ANONYMOUS_NAME = "匿名居民"
 ANONYMOUS_NAME_EN = "Anonymous resident"
@@ -35,13 +34,6 @@ BOARD_LEVELS = ("grid", "community", "street", "district")
 
 def _value(metric: str, raw: int) -> int | float:
     return round(raw / 60, 2) if metric == "hours" else int(raw)
-
-
-def display_name(*, name: str | None, privacy: str, english: bool = False) -> str:
-    """What others see: the masked name (张*明), or 匿名居民 for residents who chose anonymity."""
-    if privacy == "anonymous":
-        return ANONYMOUS_NAME_EN if english else ANONYMOUS_NAME
-    return mask_name(name) or ""
 
 
 # -- cursors ------------------------------------------------------------------------------
@@ -172,7 +164,8 @@ def _board_rows(*, scope: dict[str, Any], period: str, category: str, metric: st
 
 
 def _shown(name: str | None, *, english: bool) -> str:
-    """A tally row's shown name; NULL there means the resident chose anonymity."""
+    """What others see, from a shown name (tallies.shown_name): the masked name (张*明), or
+    匿名居民 where it is None, i.e. the resident chose anonymity."""
     if name is None:
         return ANONYMOUS_NAME_EN if english else ANONYMOUS_NAME
     return name
@@ -309,7 +302,8 @@ def my_place(*, resident_id: int, period: str, at: date | None, category: str, m
     return {
         "period": period, "period_key": key, "category": category, "metric": metric,
         "listed": listed,
-        "shown_as": display_name(name=user_name, privacy=resident.privacy, english=english)
+        "shown_as": _shown(shown_name(name=user_name, privacy=resident.privacy,
+                                      minor=resident.is_minor), english=english)
         if listed else None,
         "scopes": places,
     }
@@ -336,4 +330,4 @@ def _neighbourhoods(*, scopes: list[dict[str, Any]], key: str, category: str, me
     return places
 
 
-__all__ = ["ALL", "board", "my_place", "display_name"]
+__all__ = ["ALL", "board", "my_place"]

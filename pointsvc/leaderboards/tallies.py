@@ -57,10 +57,7 @@ def on_posted(posted: list[Posted]) -> None:
         if header["subject_resident_id"] is not None
         and header["kind"] in (*EARNING_KINDS, "reversal")
     ]
-    if len(ids) == 1:  # a single award: the driver's cursor, no statement to build
-        sql.rows("INSERT INTO leaderboard_outbox (transaction_id) VALUES (%(id)s)",
-                 {"id": ids[0]})
-    elif ids and sql.is_postgresql():  # a bulk award: one array, not 10,000 rows of values
+    if ids and sql.is_postgresql():  # the driver's cursor and one array, whatever the count
         sql.rows("INSERT INTO leaderboard_outbox (transaction_id) "
                  "SELECT unnest(CAST(%(ids)s AS bigint[]))", {"ids": sql.array_literal(ids)})
     elif ids:
@@ -589,11 +586,12 @@ def _check_names() -> list[str]:
     """Rows whose listing or shown name differs from the people tables (queued aside)."""
     problems: list[str] = []
     queued = set(db.session.scalars(select(RelistOutbox.resident_id)))
+    places = Places()  # the communities read once for every chunk
     for low, high in _resident_chunks():
         stored = db.session.execute(
             select(Tally.resident_id, Tally.listed, Tally.shown_name).distinct()
             .where(Tally.resident_id.between(low, high))).all()
-        current = Places().residents({row.resident_id for row in stored})
+        current = places.residents({row.resident_id for row in stored})
         for resident_id, listed, name in stored:
             place = current.get(resident_id)
             if resident_id in queued or place is None:
