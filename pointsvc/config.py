@@ -98,6 +98,9 @@ def _dev_secrets(instance_path: str) -> dict[str, str]:
 def _engine_options(database_url: str) -> dict[str, Any]:
     options: dict[str, Any] = {"pool_pre_ping": True}
     if database_url.startswith("postgresql"):
+        # A pooled connection is tested only after it sat idle (pointsvc._ping_after_idle):
+        # pre-ping on every checkout costs a round trip per request.
+        options["pool_pre_ping"] = False
         # A database that does not answer must fail fast (readiness turns 503), not hang.
         options["connect_args"] = {"connect_timeout": _env_int("DB_CONNECT_TIMEOUT", 5)}
         options["pool_size"] = _env_int("DB_POOL_SIZE", 5)
@@ -153,6 +156,7 @@ def build_config(instance_path: str, overrides: dict[str, Any] | None = None) ->
         "LOG_REQUESTS": _env_bool("LOG_REQUESTS", True),
         "ALLOW_SQLITE_IN_PRODUCTION": _env_bool("ALLOW_SQLITE", False),
         "SQLITE_BUSY_TIMEOUT_MS": _env_int("SQLITE_BUSY_TIMEOUT_MS", 10000),
+        "DB_PING_IDLE_SECONDS": _env_int("DB_PING_IDLE_SECONDS", 10),
         # Transparency log: seal every N seconds or after M postings (0 seconds: only
         # `flask ledger seal` seals).
         "LEDGER_SEAL_SECONDS": _env_int("LEDGER_SEAL_SECONDS", 30),

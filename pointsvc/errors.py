@@ -62,6 +62,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests; try again later"),
     "internal_error": ("服务器内部错误", "Internal server error"),
     "service_unavailable": ("服务暂不可用", "Service unavailable"),
+    "database_unavailable": ("数据库连接中断，请重试", "The database connection was lost; retry"),
     "insufficient_points": ("积分余额不足", "Insufficient points"),
     # redemption (pointsvc/redemption): codes, offers, limits, holds, refunds
     "already_used": ("该码已被使用", "This code has already been used"),
@@ -309,6 +310,21 @@ def handle_unexpected(error: Exception) -> Response:
     return problem_response(status=500, code="internal_error")
 
 
+def handle_database_error(error: Exception) -> Response:
+    """A dropped database connection is 503 (retry); any other driver error is a 500."""
+    if not getattr(error, "connection_invalidated", False):
+        return handle_unexpected(error)
+    from .extensions import db
+
+    db.session.rollback()
+    log.warning("database connection lost request_id=%s path=%s", current_request_id(),
+                request.path)
+    response = problem_response(status=503, code="database_unavailable",
+                                detail="the database connection was lost; retry the request")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def handle_out_of_range(error: Exception) -> Response:
     """A number the database cannot hold is the caller's mistake: 422, not a 500."""
     from .extensions import db
@@ -321,8 +337,9 @@ def handle_out_of_range(error: Exception) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    from sqlalchemy.exc import DataError
+    from sqlalchemy.exc import DataError, DBAPIError
 
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(OverflowError, handle_out_of_range)
     app.register_error_handler(DataError, handle_out_of_range)
     app.register_error_handler(DomainError, handle_domain_error)

@@ -50,9 +50,21 @@ def rows(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
     except _driver_error(postgresql) as error:
         # The same exception classes SQLAlchemy raises (IntegrityError, ...), so callers
         # handle a constraint violation the same way whichever path sent the statement.
-        raise exc.DBAPIError.instance(sql, params, error, _driver_error(postgresql)) from error
+        gone = _drop_if_disconnected(error, driver, cursor)
+        raise exc.DBAPIError.instance(sql, params, error, _driver_error(postgresql),
+                                      connection_invalidated=gone) from error
     finally:
         cursor.close()
+
+
+def _drop_if_disconnected(error: Exception, driver: Any, cursor: Any) -> bool:
+    """What SQLAlchemy does for its own statements: a lost server connection is thrown away,
+    and so is every idle one of the pool (a restarted server dropped them all)."""
+    if not db.engine.dialect.is_disconnect(error, driver, cursor):
+        return False
+    db.session.connection().invalidate(error)
+    db.engine.dispose(close=True)
+    return True
 
 
 def _driver_error(postgresql: bool) -> type[Exception]:

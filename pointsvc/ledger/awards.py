@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,6 +27,7 @@ from .models import (
 )
 from .rules import RuleFacts
 from .service import (
+    AccountFacts,
     InsufficientPoints,
     Leg,
     Transfer,
@@ -59,7 +60,13 @@ def get_resident(*, resident_id: int) -> Resident:
 
 @dataclass(frozen=True)
 class AwardSubject:
-    """The resident of an award with what the award path needs of their community."""
+    """The resident of an award with what the award path needs of their community.
+
+    Read for an award (award_subject with a rule code and the actor), it also carries the
+    deepest current version of the rule along the community's path (not yet checked to be
+    active), the accounts already open for the posting and whether the actor is of the
+    resident's household: everything an award reads, in one round trip.
+    """
 
     id: int
     user_id: int | None
@@ -67,26 +74,72 @@ class AwardSubject:
     household_id: int | None
     community_path: str
     approval_threshold: int
+    rule_code: str | None = None  # the code `rule` was read for
+    rule: RuleFacts | None = None
+    accounts: dict[int, AccountFacts] = field(default_factory=dict)
+    actor_in_household: bool | None = None  # None: not read (refuse_self_dealing reads it)
 
 
-_SUBJECT_SQL = (
-    "SELECT r.id, r.user_id, r.community_id, r.household_id, n.path, n.timezone, n.level, "
-    "p.approval_threshold FROM residents r JOIN org_nodes n ON n.id = r.community_id "
-    "LEFT JOIN ledger_community_policies p ON p.community_id = r.community_id "
+_SUBJECT_COLUMNS = ("r.id, r.user_id, r.community_id, r.household_id, n.path, n.timezone, "
+                    "n.level, p.approval_threshold")
+_SUBJECT_FROM = ("FROM residents r JOIN org_nodes n ON n.id = r.community_id "
+                 "LEFT JOIN ledger_community_policies p ON p.community_id = r.community_id ")
+_SUBJECT_SQL = f"SELECT {_SUBJECT_COLUMNS} {_SUBJECT_FROM}WHERE r.id = %(id)s"
+# A node's path is its ancestors' ids then its own ("/1/4/9/"), so a rule defined on node X
+# applies here when X's path is a prefix of the community's; the longest prefix wins.
+_AWARD_SQL = (
+    f"SELECT {_SUBJECT_COLUMNS}, ra.id, ra.bounded, ra.district_id, ia.id, ia.bounded, "
+    "ia.district_id, "
+    "(SELECT COUNT(*) FROM staff_households sh WHERE sh.user_id = %(actor)s "
+    " AND sh.household_id = r.household_id) + "
+    "(SELECT COUNT(*) FROM residents me WHERE me.user_id = %(actor)s "
+    " AND me.household_id = r.household_id), "
+    f"{', '.join('lr.' + name for name in rulebook.RULE_COLUMNS)} {_SUBJECT_FROM}"
+    "LEFT JOIN ledger_rules lr ON lr.id = ("
+    " SELECT c.id FROM ledger_rules c JOIN org_nodes cn ON cn.id = c.org_node_id"
+    " WHERE c.code = %(code)s AND c.is_current = %(yes)s"
+    " AND substr(n.path, 1, length(cn.path)) = cn.path"
+    " ORDER BY length(cn.path) DESC LIMIT 1) "
+    "LEFT JOIN ledger_accounts ra ON ra.kind = 'resident' AND ra.owner_id = r.id "
+    " AND ra.community_id = r.community_id "
+    "LEFT JOIN ledger_accounts ia ON ia.kind = 'issuance' AND ia.owner_id = 0 "
+    " AND ia.community_id = r.community_id "
     "WHERE r.id = %(id)s"
 )
 
 
-def award_subject(*, resident_id: int) -> AwardSubject:
-    """The resident, their community's facts and approval threshold in one query, or 404."""
-    row = sql.one(_SUBJECT_SQL, {"id": resident_id})
-    if row is None:
+def award_subject(*, resident_id: int, rule_code: str | None = None,
+                  actor_user_id: int | None = None) -> AwardSubject:
+    """The resident, their community's facts and approval threshold in one query, or 404.
+
+    With a rule code and the acting staff member: also the rule, the open accounts and the
+    household check (see AwardSubject), in the same query.
+    """
+    for_award = rule_code is not None and actor_user_id is not None
+    found = sql.rows(_AWARD_SQL if for_award else _SUBJECT_SQL,
+                     {"id": resident_id, "code": rule_code, "yes": True,
+                      "actor": actor_user_id})
+    if not found:
         raise NotFound("not_found", f"resident {resident_id} does not exist")
-    rid, user_id, community_id, household_id, path, timezone, level, threshold = row
+    rid, user_id, community_id, household_id, path, timezone, level, threshold = found[0][:8]
+    facts = NodeFacts(path, timezone, level)
     # Later look-ups of this community in the request (district, time zone) hit the cache.
-    db.session.info.setdefault("node_facts", {})[community_id] = NodeFacts(path, timezone, level)
-    return AwardSubject(rid, user_id, community_id, household_id, path,
-                        DEFAULT_APPROVAL_THRESHOLD if threshold is None else int(threshold))
+    db.session.info.setdefault("node_facts", {})[community_id] = facts
+    threshold = DEFAULT_APPROVAL_THRESHOLD if threshold is None else int(threshold)
+    if not for_award:
+        return AwardSubject(rid, user_id, community_id, household_id, path, threshold)
+    first = found[0]
+    rule = rulebook.rule_facts(first[15:]) if first[15] is not None else None
+    # Accounts of another district (the community moved) are not this posting's.
+    accounts: dict[int, AccountFacts] = {}
+    for row in found:
+        for kind, owner_id, (account_id, bounded, district_id) in (
+                ("resident", rid, row[8:11]), ("issuance", 0, row[11:14])):
+            if account_id is not None and district_id == facts.district_id:
+                accounts[account_id] = AccountFacts(account_id, kind, owner_id, bool(bounded),
+                                                    district_id)
+    return AwardSubject(rid, user_id, community_id, household_id, path, threshold, rule_code,
+                        rule, accounts, household_id is not None and int(first[14]) > 0)
 
 
 def community_path(*, community_id: int) -> str:
@@ -107,12 +160,16 @@ def staff_households(*, user_id: int) -> set[int]:
     return households
 
 
-def refuse_self_dealing(*, actor_user_id: int, resident: Resident, action: str) -> None:
+def refuse_self_dealing(*, actor_user_id: int, resident: Resident | AwardSubject,
+                        action: str) -> None:
     """403 self_dealing (and a logged attempt) when staff act on themselves or their family."""
     own = resident.user_id == actor_user_id
-    family = resident.household_id is not None and resident.household_id in staff_households(
-        user_id=actor_user_id
-    )
+    known = getattr(resident, "actor_in_household", None)
+    if known is not None:
+        family = known  # read with the award's subject, for this actor
+    else:
+        family = resident.household_id is not None and resident.household_id in \
+            staff_households(user_id=actor_user_id)
     if not (own or family):
         return
     db.session.rollback()
@@ -261,7 +318,10 @@ def submit_award(*, actor_user_id: int, request: AwardRequest,
     resident = resident or award_subject(resident_id=request.resident_id)
     rule = None
     if request.rule_code is not None:
-        rule = rulebook.resolve(community_id=resident.community_id, code=request.rule_code)
+        if resident.rule_code == request.rule_code:  # read with the subject
+            rule = rulebook.active_rule(resident.rule, code=request.rule_code)
+        else:
+            rule = rulebook.resolve(community_id=resident.community_id, code=request.rule_code)
         points = rulebook.points_for(rule=rule, quantity=request.quantity or 0)
         if points == 0:
             raise DomainError("validation_failed", "the quantity earns no points", status=422,
@@ -310,7 +370,8 @@ def post_rule_award(
     community_id = resident.community_id
     district_id = district_of(community_id=community_id)
     resident_acct, issuance_acct, accounts = award_accounts(
-        resident_id=resident.id, community_id=community_id, district_id=district_id)
+        resident_id=resident.id, community_id=community_id, district_id=district_id,
+        known=getattr(resident, "accounts", None))
     shortfall = 0
     if points > 0:
         if rule is not None:

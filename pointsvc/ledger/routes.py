@@ -147,9 +147,10 @@ class Awards(MethodView):
     @policy("awards.create")
     def post(self, body):
         """Award (or, with a negative rule, deduct) points to a resident under a rule."""
-        resident = awards.award_subject(resident_id=body["resident_id"])
-        require_scope("awards.create", resident.community_path)
         actor = current_principal().user_id
+        resident = awards.award_subject(resident_id=body["resident_id"],
+                                        rule_code=body.get("rule_code"), actor_user_id=actor)
+        require_scope("awards.create", resident.community_path)
         awards.refuse_self_dealing(actor_user_id=actor, resident=resident, action="award")
         award = awards.AwardRequest(
             resident_id=resident.id,

@@ -168,7 +168,8 @@ class RuleFacts:
     is_current: bool
 
 
-_RULE_COLUMNS = ", ".join(field.name for field in fields(RuleFacts))
+RULE_COLUMNS = tuple(field.name for field in fields(RuleFacts))
+_RULE_COLUMNS = ", ".join(RULE_COLUMNS)
 
 
 def resolve(*, community_id: int, code: str) -> RuleFacts:
@@ -179,19 +180,24 @@ def resolve(*, community_id: int, code: str) -> RuleFacts:
     depth = {node_id: index for index, node_id in enumerate(ancestor_ids)}
     marks = ", ".join(f"%(n{index})s" for index in range(len(ancestor_ids)))
     # Only this code's current versions along the path: the deepest definition wins.
-    candidates = [_rule_facts(row) for row in sql.rows(
+    candidates = [rule_facts(row) for row in sql.rows(
         f"SELECT {_RULE_COLUMNS} FROM ledger_rules WHERE code = %(code)s AND is_current = "
         f"%(yes)s AND org_node_id IN ({marks or 'NULL'})",
         {"code": code, "yes": True, **{f"n{i}": node for i, node in enumerate(ancestor_ids)}},
     )]
-    if candidates:
-        rule = max(candidates, key=lambda rule: depth[rule.org_node_id])
-        if is_active(rule):
-            return rule
+    deepest = max(candidates, key=lambda rule: depth[rule.org_node_id]) if candidates else None
+    return active_rule(deepest, code=code)
+
+
+def active_rule(rule: RuleFacts | None, *, code: str) -> RuleFacts:
+    """The rule in force (the deepest current version of the code), if active; else 422."""
+    if rule is not None and is_active(rule):
+        return rule
     raise DomainError("rule_not_found", f"no active rule {code!r} here", status=422)
 
 
-def _rule_facts(row: tuple) -> RuleFacts:
+def rule_facts(row: tuple | list) -> RuleFacts:
+    """A RuleFacts from RULE_COLUMNS as read by sql.rows (either backend)."""
     values = list(row)
     values[12], values[15], values[16] = bool(values[12]), bool(values[15]), bool(values[16])
     values[13], values[14] = sql.from_db_time(values[13]), sql.from_db_time(values[14])

@@ -146,9 +146,17 @@ def issuance_account(*, community_id: int) -> int:
     return ensure_account(kind="issuance", community_id=community_id, district_id=district_id)
 
 
-def award_accounts(*, resident_id: int, community_id: int, district_id: int
+def award_accounts(*, resident_id: int, community_id: int, district_id: int,
+                   known: dict[int, AccountFacts] | None = None
                    ) -> tuple[int, int, dict[int, AccountFacts]]:
-    """The resident's and the community's issuance account (opened on first use), one query."""
+    """The resident's and the community's issuance account (opened on first use), one query.
+
+    `known`: the accounts a caller already read (awards.award_subject); no query when both
+    are there.
+    """
+    by_kind = {account.kind: account.id for account in (known or {}).values()}
+    if "resident" in by_kind and "issuance" in by_kind:
+        return by_kind["resident"], by_kind["issuance"], dict(known or {})
     found = sql.rows(
         f"{ACCOUNT_FACTS_SQL} WHERE district_id = %(d)s AND ((kind = 'resident' AND "
         "owner_id = %(r)s AND community_id = %(c)s) OR (kind = 'issuance' AND owner_id = 0 "

@@ -141,7 +141,8 @@ def award(*, key: str, resident_id: int, rule_code: str, quantity: int,
     from ..ledger import awards
 
     actor = current_principal().user_id
-    resident = awards.award_subject(resident_id=resident_id)
+    resident = awards.award_subject(resident_id=resident_id, rule_code=rule_code,
+                                    actor_user_id=actor)
     awards.refuse_self_dealing(actor_user_id=actor, resident=resident, action="award")
     request = awards.AwardRequest(resident_id=resident.id, rule_code=rule_code,
                                   quantity=quantity, memo=memo)
