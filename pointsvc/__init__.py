@@ -118,6 +118,7 @@ def create_app(
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     limiter.init_app(app)
+    _limit_only_decorated_routes(app)
     _tune_sqlite(app)
     _ping_after_idle(app)
 
@@ -245,6 +246,20 @@ def _install_sqlite_hooks(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _limit_only_decorated_routes(app: Flask) -> None:
+    """Drop Flask-Limiter's before_request pass when no limit is application-wide.
+
+    That pass looks for default, application and blueprint limits on every request; we set
+    none (login, merchant applications and the other limited routes carry their own
+    `limiter.limit` decorators, which check inside the decorated view), so on every other
+    request it only cost time. tests/platform/test_rate_limits.py holds both halves.
+    """
+    manager = limiter.limit_manager
+    if manager.application_limits or manager.default_limits:
+        return
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 def _ping_after_idle(app: Flask) -> None:

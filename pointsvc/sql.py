@@ -38,8 +38,9 @@ def is_postgresql() -> bool:
 
 def rows(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
     """Run a statement in the session's transaction and return all its rows."""
-    postgresql = is_postgresql()
-    driver = db.session.connection().connection.driver_connection
+    connection = db.session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    driver = connection.connection.driver_connection
     cursor = driver.cursor()
     try:
         cursor.execute(sql if postgresql else _for_sqlite(sql), params or {})

@@ -30,6 +30,7 @@ from .service import (
     AccountFacts,
     InsufficientPoints,
     Leg,
+    PostedTransaction,
     Transfer,
     _insert,
     award_accounts,
@@ -365,7 +366,7 @@ def post_rule_award(
     *, actor_user_id: int, resident: Resident | AwardSubject, rule: Rule | RuleFacts | None,
     quantity: int | None, points: int, memo: str | None, evidence_ref: str | None,
     reference: tuple[str, str] | None = None, clip_caps: bool = False,
-) -> LedgerTransaction:
+) -> PostedTransaction:
     """Move the points of an approved or approval-free award/deduction through post()."""
     community_id = resident.community_id
     district_id = district_of(community_id=community_id)
@@ -543,7 +544,7 @@ def get_transaction(*, transaction_id: int) -> LedgerTransaction:
     return transaction
 
 
-def transaction_json(transaction: LedgerTransaction) -> dict[str, Any]:
+def transaction_json(transaction: LedgerTransaction | PostedTransaction) -> dict[str, Any]:
     """The public shape of a transaction (ids and amounts; memo text is served separately)."""
     entries = getattr(transaction, "posted_entries", None) or db.session.execute(
         select(Entry.account_id, Entry.amount, Entry.balance_after, Account.kind,

@@ -273,7 +273,7 @@ def _pending_orm_writes() -> bool:
 
 
 def post(*, transfer: Transfer, accounts: dict[int, AccountFacts] | None = None
-         ) -> LedgerTransaction:
+         ) -> PostedTransaction:
     """Post a transfer in the current database transaction and return the transaction.
 
     Pass `accounts` (from account_facts() or a caller's own look-up) to save a round trip.
@@ -322,14 +322,46 @@ def post(*, transfer: Transfer, accounts: dict[int, AccountFacts] | None = None
         if loaded is not None:
             db.session.expire(loaded)
     _run_hooks([(header, entries)])
-    transaction = LedgerTransaction(**header, amount=moved_points(entries), content_hash=digest)
-    # What was just written, so callers can answer without reading it back.
-    transaction.posted_entries = [  # type: ignore[attr-defined]
-        (account_id, amount, balance_after, accounts[account_id].kind,
-         accounts[account_id].owner_id)
-        for account_id, amount, balance_after in entries
-    ]
-    return transaction
+    return PostedTransaction(
+        **header, amount=moved_points(entries), content_hash=digest,
+        posted_entries=tuple(
+            (account_id, amount, balance_after, accounts[account_id].kind,
+             accounts[account_id].owner_id)
+            for account_id, amount, balance_after in entries
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PostedTransaction:
+    """What post() just wrote: the transaction's columns and its entries.
+
+    Not an ORM entity: building and instrumenting one cost more than the rest of post()'s
+    Python, and callers only read it (answer, audit, references). The stored row is
+    LedgerTransaction.
+    """
+
+    id: int
+    kind: str
+    community_id: int
+    district_id: int
+    rule_id: int | None
+    rule_code: str | None
+    rule_version: int | None
+    category: str | None
+    quantity: int | None
+    reference_type: str | None
+    reference_id: str | None
+    subject_resident_id: int | None
+    actor_user_id: int | None
+    reverses_id: int | None
+    shortfall: int
+    memo_hash: str | None
+    created_at: datetime
+    amount: int
+    content_hash: str
+    # (account_id, amount, balance_after, account kind, account owner id), in leg order
+    posted_entries: tuple[tuple[int, int, int | None, str, int], ...]
 
 
 # `amount` (the points moved: the sum of the positive entries) is stored beside the hashed

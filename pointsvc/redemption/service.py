@@ -35,6 +35,7 @@ from ..ledger.rules import period_keys
 from ..ledger.service import (
     InsufficientPoints,
     Leg,
+    PostedTransaction,
     Transfer,
     _insert,
     district_of,
@@ -789,7 +790,7 @@ def _spend_transfer(row: Any, points: int, actor_user_id: int) -> Transfer:
     )
 
 
-def _post_spend(redemption: Redemption, points: int, actor_user_id: int) -> LedgerTransaction:
+def _post_spend(redemption: Redemption, points: int, actor_user_id: int) -> PostedTransaction:
     return post(transfer=_spend_transfer(redemption, points, actor_user_id))
 
 

@@ -294,3 +294,26 @@ def test_database_recomputation_agrees_with_python(app, client, world, backend):
     _tamper(app, backend, f"UPDATE ledger_transactions SET rule_code = 'garbage-sorting' "
                           f"WHERE id = {earned['id']}", table="ledger_transactions")
     assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+
+
+def test_what_post_returns_is_the_stored_row(app, client, world):
+    """post() answers with a PostedTransaction, not an ORM entity: it must carry every hashed
+    column, and equal the row it wrote."""
+    from dataclasses import fields
+
+    from pointsvc.ledger.hashing import HEADER_FIELDS, content_hash
+    from pointsvc.ledger.models import LedgerTransaction
+    from pointsvc.ledger.service import PostedTransaction
+
+    names = [field.name for field in fields(PostedTransaction)]
+    assert names == [*HEADER_FIELDS, "amount", "content_hash", "posted_entries"]
+    r = award(client, app, world.organizer, world.resident, "garbage-sorting", 2)
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    with app.app_context():
+        stored = db.session.get(LedgerTransaction, body["id"])
+        header = {name: getattr(stored, name) for name in HEADER_FIELDS}
+        entries = [(e["account_id"], e["amount"], e["balance_after"]) for e in body["entries"]]
+        assert body["content_hash"] == stored.content_hash == content_hash(header=header,
+                                                                            entries=entries)
+        assert body["points"] == stored.amount == 10
