@@ -48,6 +48,10 @@ def _pg() -> bool:
 # -- the posting hook ---------------------------------------------------------------------
 
 
+OUTBOX_INSERT = ("INSERT INTO leaderboard_outbox (transaction_id) "
+                 "SELECT unnest(CAST(%(ids)s AS bigint[]))")
+
+
 def on_posted(posted: list[Posted]) -> None:
     """POSTING_HOOKS member: queue every posting that can move a tally (one INSERT)."""
     if not current_app.config.get("LEADERBOARD_TALLIES", True):
@@ -58,8 +62,7 @@ def on_posted(posted: list[Posted]) -> None:
         and header["kind"] in (*EARNING_KINDS, "reversal")
     ]
     if ids and sql.is_postgresql():  # the driver's cursor and one array, whatever the count
-        sql.rows("INSERT INTO leaderboard_outbox (transaction_id) "
-                 "SELECT unnest(CAST(%(ids)s AS bigint[]))", {"ids": sql.array_literal(ids)})
+        sql.rows(OUTBOX_INSERT, {"ids": sql.array_literal(ids)})
     elif ids:
         db.session.execute(TallyOutbox.__table__.insert(),
                            [{"transaction_id": tx_id} for tx_id in ids])

@@ -100,14 +100,15 @@ def run_once(
     except BaseException:
         db.session.rollback()
         raise
-    sql.rows("UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s "
-             "WHERE id = %(id)s",
+    sql.rows(_ANSWER,
              {"status": status, "body": json.dumps(body, ensure_ascii=False, default=str),
               "id": claimed[0]})
     db.session.commit()
     return Replay(status, body), False
 
 
+_ANSWER = ("UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s "
+           "WHERE id = %(id)s")
 # A concurrent request with the same key waits on the unique index, then finds no row here.
 _CLAIM = (
     "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, "

@@ -585,9 +585,11 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     ids = _next_transaction_ids(len(transfers))
     salts = _salts(len(transfers))
     now = utcnow()
-    tx_rows: list[dict[str, Any]] = []
-    entry_rows: list[dict[str, Any]] = []
-    memo_rows: list[dict[str, Any]] = []
+    # Rows as tuples in column order (_TX_COLUMNS, _ENTRY_COLUMNS, _MEMO_COLUMNS): PostgreSQL
+    # takes them column by column (zip(*rows)), SQLite as dicts.
+    tx_rows: list[tuple] = []
+    entry_rows: list[tuple] = []
+    memo_rows: list[tuple] = []
     posted: list[Posted] = []
     for tx_id, transfer, salt in zip(ids, transfers, salts, strict=True):
         header = _header(tx_id, transfer, salt, transfer.created_at or now)
@@ -605,25 +607,25 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
                         available=balance_after - leg.amount - held[leg.account_id],
                     )
             entries.append((leg.account_id, leg.amount, balance_after))
-        tx_rows.append({**header, "amount": moved_points(entries),
-                        "content_hash": content_hash(header=header, entries=entries)})
+        tx_rows.append((*header.values(), moved_points(entries),
+                        content_hash(header=header, entries=entries)))
         posted.append((header, entries))
         entry_rows.extend(
-            {"transaction_id": tx_id, "account_id": account_id, "amount": amount,
-             "balance_after": balance_after, "community_id": transfer.community_id,
-             "district_id": transfer.district_id}
+            (tx_id, account_id, amount, balance_after, transfer.community_id,
+             transfer.district_id)
             for account_id, amount, balance_after in entries
         )
         if header["memo_hash"]:
-            memo_rows.append({"transaction_id": tx_id, "salt": salt, "memo": transfer.memo,
-                              "evidence_ref": transfer.evidence_ref, "erased_at": None})
+            memo_rows.append((tx_id, salt, transfer.memo, transfer.evidence_ref))
     if sql.is_postgresql():
         _copy_rows_pg(tx_rows, entry_rows, memo_rows)
     else:
-        db.session.execute(LedgerTransaction.__table__.insert(), tx_rows)
-        db.session.execute(Entry.__table__.insert(), entry_rows)
-        if memo_rows:
-            db.session.execute(Memo.__table__.insert(), memo_rows)
+        for table, columns, rows in ((LedgerTransaction, _TX_COLUMNS, tx_rows),
+                                     (Entry, _ENTRY_COLUMNS, entry_rows),
+                                     (Memo, _MEMO_COLUMNS, memo_rows)):
+            if rows:
+                db.session.execute(table.__table__.insert(),
+                                   [dict(zip(columns, row, strict=True)) for row in rows])
     _run_hooks(posted)
     return ids
 
@@ -654,12 +656,18 @@ _BULK_ENTRIES = _unnest_insert("ledger_entries", _ENTRY_ARRAY_TYPES)
 _BULK_MEMOS = _unnest_insert("ledger_memos", _MEMO_ARRAY_TYPES)
 
 
-def _columns(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, str]:
-    return {name: sql.array_literal(row[name] for row in rows) for name in names}
+_ENTRY_COLUMNS = tuple(_ENTRY_ARRAY_TYPES)
+_MEMO_COLUMNS = tuple(_MEMO_ARRAY_TYPES)
 
 
-def _copy_rows_pg(tx_rows: list[dict[str, Any]], entry_rows: list[dict[str, Any]],
-                  memo_rows: list[dict[str, Any]]) -> None:
+def _columns(rows: list[tuple], names: dict[str, str]) -> dict[str, str]:
+    """Each column of the rows (tuples in `names` order) as one array literal."""
+    return {name: sql.array_literal(column)
+            for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def _copy_rows_pg(tx_rows: list[tuple], entry_rows: list[tuple],
+                  memo_rows: list[tuple]) -> None:
     """One statement per table: each column travels as one array (no per-row statements)."""
     sql.rows(_BULK_TX, _columns(tx_rows, _TX_ARRAY_TYPES))
     sql.rows(_BULK_ENTRIES, _columns(entry_rows, _ENTRY_ARRAY_TYPES))

@@ -157,3 +157,20 @@ def test_bulk_items_short_path_loads_exactly_what_marshmallow_loads():
     for payload in payloads:
         assert load(BulkAwardIn()) == load(Reference()), payload
     assert load(BulkAwardIn())[0] == "refused"  # the last payload: too many items
+
+
+def test_bulk_rows_travel_in_the_declared_column_order():
+    """post_many() builds rows as tuples: the header's key order, the array types' order and
+    the hashed field order must agree, or columns would land in each other's places."""
+    from pointsvc.ledger import service
+    from pointsvc.ledger.hashing import HEADER_FIELDS
+
+    transfer = service.Transfer(kind="award", community_id=3, district_id=1,
+                                legs=(service.Leg(1, -5), service.Leg(2, 5)))
+    header = service._header(7, transfer, "00" * 16, None)
+    assert tuple(header) == HEADER_FIELDS
+    assert tuple(service._TX_ARRAY_TYPES) == service._TX_COLUMNS == (
+        *HEADER_FIELDS, "amount", "content_hash")
+    assert service._ENTRY_COLUMNS == ("transaction_id", "account_id", "amount", "balance_after",
+                                      "community_id", "district_id")
+    assert service._MEMO_COLUMNS == ("transaction_id", "salt", "memo", "evidence_ref")
