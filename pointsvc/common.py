@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,24 @@ DEFAULT_PAGE_SIZE = 50
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (the only clock the service reads)."""
     return datetime.now(UTC)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around one burst of allocation (a bulk request).
+
+    Building 10,000 postings allocates a few hundred thousand objects, which set off full
+    collections that walk the whole heap: 60–100 ms of a one-second bulk request, measured.
+    The burst's objects hold no cycles and are freed by reference counting regardless;
+    collection resumes (and catches up) once the burst is over.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -49,13 +49,35 @@ def rows(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
             return cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
         return cursor.fetchall() if cursor.description is not None else []
     except _driver_error(postgresql) as error:
-        # The same exception classes SQLAlchemy raises (IntegrityError, ...), so callers
-        # handle a constraint violation the same way whichever path sent the statement.
-        gone = _drop_if_disconnected(error, driver, cursor)
-        raise exc.DBAPIError.instance(sql, params, error, _driver_error(postgresql),
-                                      connection_invalidated=gone) from error
+        raise _translated(error, sql, params, postgresql, driver, cursor) from error
     finally:
         cursor.close()
+
+
+def copy_in(table: str, columns: tuple[str, ...], values: Iterable[tuple]) -> None:
+    """PostgreSQL only: COPY rows (tuples in `columns` order) into a table, in the session's
+    transaction. The fastest way in for thousands of rows: no statement to parse, no array
+    to build and unnest; psycopg's C code formats and escapes each row."""
+    driver = db.session.connection().connection.driver_connection
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    cursor = driver.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in values:
+                copy.write_row(row)
+    except _driver_error(True) as error:
+        raise _translated(error, statement, None, True, driver, cursor) from error
+    finally:
+        cursor.close()
+
+
+def _translated(error: Exception, sql: str, params: Any, postgresql: bool, driver: Any,
+                cursor: Any) -> exc.DBAPIError:
+    """The same exception classes SQLAlchemy raises (IntegrityError, ...), so callers handle
+    a constraint violation the same way whichever path sent the statement."""
+    gone = _drop_if_disconnected(error, driver, cursor)
+    return exc.DBAPIError.instance(sql, params, error, _driver_error(postgresql),
+                                   connection_invalidated=gone)
 
 
 def _drop_if_disconnected(error: Exception, driver: Any, cursor: Any) -> bool:
@@ -82,6 +104,23 @@ def one(sql: str, params: dict[str, Any] | None = None) -> tuple | None:
     """The first row of a statement, or None."""
     found = rows(sql, params)
     return found[0] if found else None
+
+
+def rows_for_ids(statement: str, column: str, ids: Iterable[int],
+                 params: dict[str, Any] | None = None) -> list[tuple]:
+    """Rows of `statement` whose `{ids}` placeholder becomes "`column` is one of `ids`":
+    one array on PostgreSQL, chunks of 1,000 placeholders on SQLite."""
+    unique = sorted(set(ids))
+    if is_postgresql():
+        return rows(statement.format(ids=f"{column} = ANY(CAST(%(_ids)s AS bigint[]))"),
+                    {**(params or {}), "_ids": array_literal(unique)})
+    found: list[tuple] = []
+    for start in range(0, len(unique), 1000):
+        chunk = unique[start:start + 1000]
+        marks = ", ".join(f"%(_i{n})s" for n in range(len(chunk)))
+        found.extend(rows(statement.format(ids=f"{column} IN ({marks})"),
+                          {**(params or {}), **{f"_i{n}": v for n, v in enumerate(chunk)}}))
+    return found
 
 
 def in_ids(column: Any, ids: Iterable[int]) -> Any:

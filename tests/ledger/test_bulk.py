@@ -29,9 +29,10 @@ def test_bulk_posts_every_item(app, client, world):
 
 
 def test_bulk_memos_and_references_keep_every_character_and_verify(app, client, world):
-    # Bulk rows travel to PostgreSQL as array literals: quotes, backslashes, commas,
-    # braces, line breaks, a memo reading NULL and blanks must come back exactly.
-    memos = ['他说"好"', "C:\\路径\\", "a,b{c}", "第一行\n第二行", "NULL", " 前后空格 "]
+    # Bulk rows travel to PostgreSQL by COPY: quotes, backslashes, commas, braces, tabs,
+    # line breaks, a memo reading NULL or \N and blanks must come back exactly.
+    memos = ['他说"好"', "C:\\路径\\N", "a,b{c}", "第一行\n第二行\t制表\r回车", "NULL",
+             " 前后空格 "]
     items = [{"resident_id": (world.resident, world.resident2)[n % 2],
               "rule_code": "garbage-sorting", "quantity": 1,
               "memo": memo, "evidence_ref": f"ref-{n}-{memo}"[:64]}
@@ -160,7 +161,7 @@ def test_bulk_items_short_path_loads_exactly_what_marshmallow_loads():
 
 
 def test_bulk_rows_travel_in_the_declared_column_order():
-    """post_many() builds rows as tuples: the header's key order, the array types' order and
+    """post_many() builds rows as tuples: the header's key order, the copied column order and
     the hashed field order must agree, or columns would land in each other's places."""
     from pointsvc.ledger import service
     from pointsvc.ledger.hashing import HEADER_FIELDS
@@ -169,8 +170,7 @@ def test_bulk_rows_travel_in_the_declared_column_order():
                                 legs=(service.Leg(1, -5), service.Leg(2, 5)))
     header = service._header(7, transfer, "00" * 16, None)
     assert tuple(header) == HEADER_FIELDS
-    assert tuple(service._TX_ARRAY_TYPES) == service._TX_COLUMNS == (
-        *HEADER_FIELDS, "amount", "content_hash")
+    assert (*HEADER_FIELDS, "amount", "content_hash") == service._TX_COLUMNS
     assert service._ENTRY_COLUMNS == ("transaction_id", "account_id", "amount", "balance_after",
                                       "community_id", "district_id")
     assert service._MEMO_COLUMNS == ("transaction_id", "salt", "memo", "evidence_ref")

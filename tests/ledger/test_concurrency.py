@@ -126,3 +126,27 @@ def test_concurrent_reversals_post_one(app, client, world):
     assert [status for status, _ in results].count(201) == 1
     assert len({tx_id for _, tx_id in results}) == 1
     assert balance_of(app, world.resident) == 0
+
+
+def test_bulk_and_single_awards_on_the_same_residents_never_deadlock(app, world):
+    # Bulks list the residents in opposite orders and singles hit them one by one: balance
+    # rows are locked in id order whatever the item order, so every request posts.
+    residents = [make_resident(app, community_id=world.tree.community_a)[1] for _ in range(12)]
+    item = {"rule_code": "volunteer-hour", "quantity": 60}
+
+    def one(i):
+        client = app.test_client()
+        if i < 4:
+            order = residents if i % 2 else residents[::-1]
+            r = client.post("/api/v1/awards/bulk",
+                            json={"items": [{"resident_id": rid, **item} for rid in order]},
+                            headers=auth(app, world.organizer, **{"Idempotency-Key": new_key()}))
+        else:
+            r = award(client, app, world.organizer, residents[i % 12], "volunteer-hour",
+                      quantity=60)
+        return r.status_code
+
+    assert race(16, one) == [201] * 16
+    singles = Counter(i % 12 for i in range(4, 16))
+    assert [balance_of(app, rid) for rid in residents] == [
+        10 * (4 + singles[n]) for n in range(12)]
