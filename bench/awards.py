@@ -40,7 +40,7 @@ def main() -> dict:
         app = c.make_app(url)
         world, ids = seed(app, url, communities=10, per_community=1000)
         span = c.contiguous(ids)
-        c.analyze(url)
+        c.warm_ledger(app, url, organizer=world.organizer, resident_ids=ids)
         token = c.token(app, world.organizer)
         inproc = c.in_process(
             app, "POST", "/api/v1/awards", headers={"Authorization": f"Bearer {token}"},
