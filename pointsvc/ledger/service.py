@@ -484,8 +484,8 @@ def _account_ids(kind: str, owner_ids: list[int], district_id: int) -> dict[int,
         {"kind": kind, "district": district_id}))
 
 
-# Rows are locked in id order before any is changed, so concurrent bulk and single postings
-# never deadlock: the MATERIALIZED CTE is read whole (locking as it goes) before the join.
+# The MATERIALIZED CTE takes the row locks in id order (ORDER BY … FOR UPDATE), whichever way
+# the join then reads it, so concurrent bulk and single postings never deadlock.
 _MOVE_MANY_PG = (
     "WITH locked AS MATERIALIZED (SELECT id FROM ledger_accounts "
     "WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id FOR UPDATE) "
